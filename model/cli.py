@@ -1,0 +1,218 @@
+"""The ``t1virtio`` command line: prove, fuzz, replay, verify (one-line errors, non-zero on failure)."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="t1virtio: a formally checked reference model of virtio on a Type-1 hypervisor.")
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True)
+REGRESSIONS = Path("regressions")
+
+
+class Failure(Exception):
+    """A user-facing failure: printed as one line, exit status 1 (2 for bad input)."""
+
+    def __init__(self, msg: str, code: int = 1):
+        super().__init__(msg)
+        self.code = code
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+def _prove(only: Optional[str], jobs: int, timeout: float, quiet: bool = False):
+    from t1virtio.proofs import runner
+    obs = runner.select(only)
+    if not obs:
+        raise Failure(f"no obligation matches {only!r}", 2)
+    with _progress() as p:
+        task = p.add_task("proving", total=len(obs))
+        results = runner.run(obs, jobs=jobs, timeout=timeout, progress=lambda r: p.advance(task))
+    return results
+
+
+def _save_counterexamples(results) -> list[Path]:
+    paths = []
+    for r in results:
+        if r.counterexample:
+            REGRESSIONS.mkdir(exist_ok=True)
+            safe = r.name.replace(":", "-").replace("⊢", "-preserves-").replace("⊨", "-obeys-")
+            path = REGRESSIONS / f"cex-{safe}.json"
+            path.write_text(json.dumps(r.counterexample, indent=2) + "\n")
+            paths.append(path)
+    return paths
+
+
+@app.command()
+def prove(only: Optional[str] = typer.Option(None, "--only", help="substring, glob or component of obligation names"),
+          jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes"),
+          timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="seconds per obligation"),
+          as_json: bool = typer.Option(False, "--json", help="print a JSON list instead of a table")) -> None:
+    """Generate and discharge proof obligations with Z3."""
+    results = _prove(only, jobs, timeout)
+    paths = _save_counterexamples(results)
+    if as_json:
+        print(json.dumps([r.as_json() for r in results], indent=1))
+    else:
+        t = Table(title="proof obligations")
+        for col in ("obligation", "outcome", "seconds", "preset", "clause"):
+            t.add_column(col)
+        for r in results:
+            style = {"proved": "green", "counterexample": "red"}.get(r.outcome, "yellow")
+            t.add_row(r.name, f"[{style}]{r.outcome}[/]", f"{r.seconds:.3f}", r.preset, r.clause)
+        out.print(t)
+        from t1virtio.proofs.runner import summary
+        out.print(f"total: {len(results)} obligations, {summary(results)}, {sum(r.seconds for r in results):.1f} s solver time")
+        for p in paths:
+            out.print(f"counterexample saved: {p} (t1virtio replay {p})")
+        for r in results:
+            if r.detail:
+                out.print(f"{r.name}: {r.detail}")
+    if any(r.outcome != "proved" for r in results):
+        raise Failure(f"{sum(r.outcome != 'proved' for r in results)} obligation(s) not proved")
+
+
+def _fuzz_one(name: str, examples: Optional[int], minutes: Optional[float], seed: int, p: Progress):
+    from t1virtio.machines import runner
+    task = p.add_task(f"fuzz {name}", total=examples)
+    res = runner.fuzz(name, examples=examples, minutes=minutes, seed=seed,
+                      progress=lambda n: p.advance(task, n))
+    path = runner.save(res.failure, REGRESSIONS) if res.failure else None
+    return res, path
+
+
+@app.command()
+def fuzz(machine: Optional[str] = typer.Option(None, "--machine", help="machine name (default: all)"),
+         examples: Optional[int] = typer.Option(None, "--examples", min=1, help="number of examples"),
+         minutes: Optional[float] = typer.Option(None, "--minutes", min=0.01, help="run for this long instead"),
+         seed: int = typer.Option(0, "--seed", help="first seed"),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """Run Hypothesis stateful machines; shrink, print and save every failure."""
+    from t1virtio.machines import load, names
+    todo = [machine] if machine else names()
+    for n in todo:
+        load(n)
+    if examples is None and minutes is None:
+        examples = 500
+    rows = []
+    with _progress() as p:
+        for n in todo:
+            rows.append(_fuzz_one(n, examples, minutes, seed, p))
+    if as_json:
+        print(json.dumps([{"machine": r.machine, "examples": r.examples, "seconds": round(r.seconds, 2),
+                           "failure": r.failure, "saved": str(pth) if pth else None} for r, pth in rows], indent=1))
+    else:
+        for r, pth in rows:
+            if r.failure:
+                out.print(f"[red]{r.machine}: FAILED[/] after {r.examples} examples: {r.failure['error']}")
+                out.print(r.failure["program"])
+                out.print(f"saved: {pth} (t1virtio replay {pth})")
+            else:
+                out.print(f"{r.machine}: {r.examples} examples, nothing found ({r.seconds:.1f} s)")
+    if any(r.failure for r, _ in rows):
+        raise Failure("a machine found a failure")
+
+
+@app.command()
+def replay(file: Path = typer.Argument(..., help="a counterexample or regression JSON file")) -> None:
+    """Replay a counterexample or regression file on the concrete model; print the failing clause."""
+    try:
+        data = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise Failure(f"{file}: no such file", 2) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise Failure(f"{file}: not a JSON file ({e.__class__.__name__})", 2) from None
+    fmt = data.get("format", "") if isinstance(data, dict) else ""
+    if fmt.startswith("t1virtio-counterexample"):
+        from t1virtio.proofs import engine
+        try:
+            clause, story = engine.replay(data)
+        except KeyError as e:
+            raise Failure(f"{file}: {e.args[0]}", 2) from None
+        out.print(story)
+    elif fmt.startswith("t1virtio-regression"):
+        from t1virtio.machines import runner
+        out.print(data.get("program", ""))
+        clause = runner.replay_program(data)
+    else:
+        raise Failure(f"{file}: not a t1virtio counterexample or regression (format {fmt!r})", 2)
+    if clause:
+        from t1virtio.specs import clauses
+        c = clauses.get(clause)
+        out.print(f"fails: {clause} ({c.source}, {c.section}): {c.text}")
+        raise Failure(f"replay fails clause {clause}")
+    out.print("replay passes: no clause fails on the current model")
+
+
+@app.command()
+def verify(jobs: int = typer.Option(2, "--jobs", min=1),
+           examples: int = typer.Option(200, "--examples", min=1, help="examples per machine")) -> None:
+    """The main job: every proof, a short fuzz run of every machine, and the end-to-end scenario."""
+    from t1virtio.machines import names
+    from t1virtio.proofs.runner import summary
+    t0 = time.perf_counter()
+    results = _prove(None, jobs, 60.0)
+    _save_counterexamples(results)
+    rows = [("proofs", "ok" if all(r.outcome == "proved" for r in results) else "FAILED",
+             f"{len(results)} obligations {summary(results)}")]
+    with _progress() as p:
+        for n in names():
+            res, path = _fuzz_one(n, examples, None, 0, p)
+            rows.append((f"fuzz {n}", "FAILED" if res.failure else "ok",
+                         f"{res.examples} examples" + (f", {res.failure['clause']} -> {path}" if res.failure else "")))
+    scen = _scenario()
+    if scen:
+        rows.append(scen)
+    t = Table(title=f"t1virtio verify ({time.perf_counter() - t0:.0f} s)")
+    for col in ("check", "result", "detail"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r[0], f"[{'green' if r[1] == 'ok' else 'red'}]{r[1]}[/]", r[2])
+    out.print(t)
+    if any(r[1] != "ok" for r in rows):
+        raise Failure("verify: something does not hold")
+
+
+def _scenario():
+    """Run the end-to-end scenario if the system composition exists (a later issue adds it)."""
+    try:
+        from t1virtio import system  # noqa: F401
+    except ImportError:
+        return None
+    res = system.scenario()
+    return ("end-to-end scenario", "ok" if res.ok else "FAILED", res.detail)
+
+
+def main() -> None:
+    """Entry point: run the app; print a failure as one line."""
+    try:
+        app(standalone_mode=False)
+    except Failure as e:
+        err.print(f"error: {e}", highlight=False)
+        sys.exit(e.code)
+    except KeyError as e:
+        err.print(f"error: {e.args[0]}", highlight=False)
+        sys.exit(2)
+    except Exception as e:  # click usage errors and anything unexpected: one line, never a traceback
+        import click
+        if isinstance(e, click.exceptions.Exit):
+            sys.exit(e.exit_code)
+        if isinstance(e, click.ClickException) or hasattr(e, "format_message"):
+            err.print(f"error: {e.format_message()}", highlight=False)
+            sys.exit(2)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        err.print(f"error: {type(e).__name__}: {e}", highlight=False)
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""The hypervisor: memory isolation and grants, message queues, doorbells (Gunyah-, pKVM-style)."""

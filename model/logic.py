@@ -1,0 +1,198 @@
+"""One vocabulary, two backends: concrete Python values and z3 terms (anchors lesson 6).
+
+Transitions, invariants and rules are written once against ``L``, an instance of ``Concrete``
+or ``Z3``. Python control flow may branch only on preset constants; anything that depends on
+data goes through ``L.If``, ``L.at``, ``L.update``, ``L.all_idx`` and friends, which loop over a
+table's fixed (preset) length and mask by the index, so they work for symbolic indices too.
+
+Conventions shared by both backends (so a proof and a concrete run agree):
+- ``at(seq, i)`` with ``i`` outside ``[0, len(seq))`` reads the last element;
+- ``update``/``fill`` outside the table change nothing;
+- ``If`` is structural: it works on tuples and frozen dataclasses of values.
+z3 is imported lazily, so the concrete backend costs nothing at import.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+
+class Concrete:
+    """Python ``bool``/``int`` backend, used by machines, the oracle and replays."""
+
+    name = "concrete"
+    symbolic = False
+
+    @staticmethod
+    def And(*xs: Any) -> bool:
+        return all(bool(x) for x in xs)
+
+    @staticmethod
+    def Or(*xs: Any) -> bool:
+        return any(bool(x) for x in xs)
+
+    @staticmethod
+    def Not(x: Any) -> bool:
+        return not x
+
+    @staticmethod
+    def Implies(a: Any, b: Any) -> bool:
+        return (not a) or bool(b)
+
+    @staticmethod
+    def If(c: Any, a: Any, b: Any) -> Any:
+        return a if c else b
+
+    @staticmethod
+    def ULT(a: int, b: int) -> bool:
+        return a < b
+
+    @staticmethod
+    def ULE(a: int, b: int) -> bool:
+        return a <= b
+
+    @staticmethod
+    def BitNot(x: int, width: int) -> int:
+        return ~x & ((1 << width) - 1)
+
+    @staticmethod
+    def mod(x: int, m: int) -> int:
+        return x % m
+
+    @staticmethod
+    def div(x: int, m: int) -> int:
+        return x // m
+
+    @staticmethod
+    def is_true(x: Any) -> bool:
+        return bool(x)
+
+
+class Z3:
+    """z3 backend, used by ``proofs/``. Ints are z3 ``Int``; fields declared with bits are ``BitVec``."""
+
+    name = "z3"
+    symbolic = True
+
+    def __init__(self) -> None:
+        import z3
+        self.z3 = z3
+
+    def _b(self, x: Any) -> Any:
+        return self.z3.BoolVal(x) if isinstance(x, bool) else x
+
+    def And(self, *xs: Any) -> Any:
+        return self.z3.And(*[self._b(x) for x in xs]) if xs else self.z3.BoolVal(True)
+
+    def Or(self, *xs: Any) -> Any:
+        return self.z3.Or(*[self._b(x) for x in xs]) if xs else self.z3.BoolVal(False)
+
+    def Not(self, x: Any) -> Any:
+        return self.z3.Not(self._b(x))
+
+    def Implies(self, a: Any, b: Any) -> Any:
+        return self.z3.Implies(self._b(a), self._b(b))
+
+    def If(self, c: Any, a: Any, b: Any) -> Any:
+        if isinstance(a, tuple):
+            return tuple(self.If(c, x, y) for x, y in zip(a, b, strict=True))
+        if dataclasses.is_dataclass(a):
+            return dataclasses.replace(a, **{f.name: self.If(c, getattr(a, f.name), getattr(b, f.name))
+                                             for f in dataclasses.fields(a)})
+        if isinstance(c, bool):
+            return a if c else b
+        if a is b:
+            return a
+        return self.z3.If(c, a, b)
+
+    def _is_bv(self, *xs: Any) -> bool:
+        return any(self.z3.is_bv(x) for x in xs)
+
+    def ULT(self, a: Any, b: Any) -> Any:
+        return self.z3.ULT(a, b) if self._is_bv(a, b) else a < b
+
+    def ULE(self, a: Any, b: Any) -> Any:
+        return self.z3.ULE(a, b) if self._is_bv(a, b) else a <= b
+
+    def BitNot(self, x: Any, width: int) -> Any:
+        return ~x if self._is_bv(x) else self.z3.BitVecVal(~x & ((1 << width) - 1), width)
+
+    def mod(self, x: Any, m: Any) -> Any:
+        if self._is_bv(x):
+            return self.z3.URem(x, m)
+        return x % m
+
+    def div(self, x: Any, m: Any) -> Any:
+        if self._is_bv(x):
+            return self.z3.UDiv(x, m)
+        return x / m
+
+    @staticmethod
+    def is_true(x: Any) -> Any:
+        raise TypeError("a z3 term has no truth value; branch with L.If")
+
+
+def _in_range(L: Any, k: int, lo: Any, n: Any) -> Any:
+    return L.And(L.ULE(lo, k), L.ULT(k, lo + n)) if not isinstance(lo, int) or not isinstance(n, int) \
+        else (lo <= k < lo + n)
+
+
+class Vocabulary:
+    """Table helpers shared by both backends, written once over the primitives above."""
+
+    def __init__(self, base: Any):
+        self.base = base
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.base, item)
+
+    def all_idx(self, n: int, f: Callable[[int], Any]) -> Any:
+        """Return ``And(f(0), ..., f(n-1))`` for a preset constant ``n``."""
+        return self.And(*[f(i) for i in range(n)])
+
+    def any_idx(self, n: int, f: Callable[[int], Any]) -> Any:
+        """Return ``Or(f(0), ..., f(n-1))`` for a preset constant ``n``."""
+        return self.Or(*[f(i) for i in range(n)])
+
+    def count(self, n: int, f: Callable[[int], Any]) -> Any:
+        """Return how many of ``f(0..n-1)`` hold."""
+        return sum((self.If(f(i), 1, 0) for i in range(n)), 0)
+
+    def at(self, seq: Sequence[Any], i: Any) -> Any:
+        """Return ``seq[i]``; outside the table, its last element (same in both backends)."""
+        if isinstance(i, int):
+            return seq[i] if 0 <= i < len(seq) else seq[-1]
+        out = seq[-1]
+        for k in range(len(seq) - 2, -1, -1):
+            out = self.If(i == k, seq[k], out)
+        return out
+
+    def update(self, seq: Sequence[Any], i: Any, v: Any) -> tuple:
+        """Return ``seq`` with element ``i`` replaced by ``v`` (unchanged outside the table)."""
+        if isinstance(i, int):
+            return tuple(v if k == i else x for k, x in enumerate(seq))
+        return tuple(self.If(i == k, v, x) for k, x in enumerate(seq))
+
+    def fill(self, seq: Sequence[Any], lo: Any, n: Any, v: Any) -> tuple:
+        """Return ``seq`` with elements ``lo .. lo+n-1`` set to ``v``."""
+        return tuple(self.If(_in_range(self, k, lo, n), v, x) for k, x in enumerate(seq))
+
+    def all_in(self, seq: Sequence[Any], lo: Any, n: Any, pred: Callable[[Any], Any]) -> Any:
+        """Return whether ``pred`` holds for every element in ``lo .. lo+n-1``."""
+        return self.And(*[self.Implies(_in_range(self, k, lo, n), pred(x)) for k, x in enumerate(seq)])
+
+    def wrap(self, x: Any, bits: int) -> Any:
+        """Return ``x mod 2**bits`` (ring indices are free-running u16 counters)."""
+        return self.mod(x, 1 << bits)
+
+
+CONCRETE = Vocabulary(Concrete())
+_Z3: Vocabulary | None = None
+
+
+def z3_logic() -> Vocabulary:
+    """Return the (shared) z3 backend; imports z3 on first use."""
+    global _Z3
+    if _Z3 is None:
+        _Z3 = Vocabulary(Z3())
+    return _Z3

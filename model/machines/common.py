@@ -1,0 +1,27 @@
+"""Shared machine plumbing: run one operation and check its rules on the concrete states."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from t1virtio import errors
+from t1virtio.specs import invariants, rules
+
+
+def checked_call(component: str, op: str, obj: Any, call: Callable[[], Any], args: dict) -> tuple[bool, errors.ModelError | None]:
+    """Run ``call`` on ``obj`` (which has ``.state`` and ``.last_out``); check ``op``'s rules; return (accepted, error)."""
+    old = obj.state
+    obj.last_out = None
+    try:
+        call()
+        ok, err = True, None
+    except errors.ModelError as e:
+        if isinstance(e, errors.InvariantViolation):
+            raise
+        ok, err = False, e
+    rules.check(component, op, old, args, ok, obj.state, obj.last_out)
+    return ok, err
+
+
+def check_invariants(component: str, state: Any) -> None:
+    """Evaluate ``component``'s invariants on a concrete state (raises ``InvariantViolation``)."""
+    invariants.check(component, state)

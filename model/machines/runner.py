@@ -1,0 +1,126 @@
+"""Run a machine for a number of examples or minutes; pin every failure as a regression file.
+
+A failure is shrunk by Hypothesis and printed as a Python program (``state = Machine()`` then one
+call per step). That program, the seed and the failing clause go into a JSON regression file that
+``t1virtio replay`` and the tests run again.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from hypothesis import HealthCheck, settings
+from hypothesis.reporting import with_reporter
+from hypothesis.stateful import run_state_machine_as_test
+
+from t1virtio import errors
+from t1virtio.machines import load
+
+FORMAT = "t1virtio-regression/1"
+
+
+@dataclass
+class FuzzResult:
+    """What one machine run found."""
+
+    machine: str
+    examples: int
+    seconds: float
+    failure: dict | None = None
+    report: list[str] = field(default_factory=list)
+
+
+def clause_of(exc: BaseException) -> str | None:
+    """Return the clause an exception names (looking inside exception groups)."""
+    if isinstance(exc, errors.ModelError):
+        return exc.clause
+    for sub in getattr(exc, "exceptions", ()):
+        c = clause_of(sub)
+        if c:
+            return c
+    return None
+
+
+def _settings(examples: int, steps: int | None, derandomize: bool) -> settings:
+    kw = dict(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck),
+              database=None, derandomize=derandomize, print_blob=False)
+    if steps:
+        kw["stateful_step_count"] = steps
+    return settings(**kw)
+
+
+def run_once(cls: type, examples: int, seed: int | None, steps: int | None = None) -> tuple[BaseException | None, list[str]]:
+    """Run ``cls`` for ``examples`` examples with ``seed``; return (exception or None, Hypothesis's report lines)."""
+    lines: list[str] = []
+    seeded = type(cls.__name__, (cls,), {"_hypothesis_internal_use_seed": seed}) if seed is not None else cls
+    seeded.__module__ = cls.__module__
+    try:
+        with with_reporter(lines.append):
+            run_state_machine_as_test(seeded, settings=_settings(examples, steps, seed is None))
+    except Exception as e:  # noqa: BLE001 - every failure is reported, never swallowed
+        return e, lines
+    return None, lines
+
+
+def fuzz(name: str, examples: int | None = None, minutes: float | None = None, seed: int = 0,
+         steps: int | None = None, progress: Callable[[int], None] | None = None,
+         batch: int = 100) -> FuzzResult:
+    """Run machine ``name``: ``examples`` examples, or batches until ``minutes`` have passed."""
+    cls = load(name)
+    t0 = time.perf_counter()
+    done = 0
+    total = examples if examples is not None else None
+    k = 0
+    while True:
+        n = batch if total is None else min(batch, total - done)
+        if n <= 0:
+            break
+        exc, lines = run_once(cls, n, seed + k, steps)
+        done += n
+        k += 1
+        if progress:
+            progress(n)
+        if exc is not None:
+            program = extract_program(exc, lines)
+            fail = {"format": FORMAT, "machine": name, "seed": seed + k - 1, "clause": clause_of(exc),
+                    "error": f"{type(exc).__name__}: {exc}", "program": program}
+            return FuzzResult(name, done, time.perf_counter() - t0, fail, lines)
+        if total is None and time.perf_counter() - t0 >= (minutes or 0) * 60:
+            break
+    return FuzzResult(name, done, time.perf_counter() - t0)
+
+
+def extract_program(exc: BaseException, lines: list[str]) -> str:
+    """Return the shrunk program Hypothesis printed for a failure (``state = ...`` to ``state.teardown()``)."""
+    src = list(getattr(exc, "__notes__", [])) + lines
+    out: list[str] = []
+    for line in src:
+        if line.startswith("state = "):
+            out = [line]
+        elif out and line.startswith("state."):
+            out.append(line)
+            if line == "state.teardown()":
+                break
+    return "\n".join(out)
+
+
+def save(failure: dict, folder: Path) -> Path:
+    """Write a regression file for ``failure`` and return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{failure['machine']}-{failure['clause'] or 'error'}-{failure['seed']}.json".replace("/", "_")
+    path.write_text(json.dumps(failure, indent=2) + "\n")
+    return path
+
+
+def replay_program(failure: dict) -> str | None:
+    """Run a regression's program on the current model; return the clause it fails with, or None."""
+    cls = load(failure["machine"])
+    ns = {cls.__name__: cls}
+    try:
+        exec(compile(failure["program"], f"<regression {failure['machine']}>", "exec"), ns)  # noqa: S102
+    except errors.ModelError as e:
+        return e.clause
+    return None

@@ -1,0 +1,39 @@
+"""Presets: every size comes from here, never from literals in code (anchors lesson 2).
+
+``SMALL`` keeps proofs and CI machines fast; ``LINUX`` carries the real constants.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """Sizes of every modeled table."""
+
+    name: str
+    # hypervisor
+    n_pages: int            # physical pages
+    n_vms: int              # VM ids 0..n_vms-1; VM 0 is the primary
+    page_size: int
+    msgq_max_depth: int     # Gunyah MSGQUEUE_MAX_QUEUE_DEPTH - 1 = 255
+    msgq_max_msg_size: int  # Gunyah MSGQUEUE_MAX_MAX_MSG_SIZE - 1 = 1023
+    doorbell_bits: int      # width of doorbell flags (u64)
+    # swiotlb
+    io_tlb_shift: int       # slot size = 1 << io_tlb_shift (2 KiB)
+    io_tlb_segsize: int     # slots per segment (128)
+    pool_nslabs: int        # slots of a pool in proofs/machines
+    # virtio
+    queue_size: int         # default virtqueue size in proofs/machines
+    max_queue_size: int     # 32768
+
+
+SMALL = Preset(name="SMALL", n_pages=4, n_vms=3, page_size=4096, msgq_max_depth=4,
+               msgq_max_msg_size=8, doorbell_bits=8, io_tlb_shift=11, io_tlb_segsize=8,
+               pool_nslabs=16, queue_size=4, max_queue_size=32768)
+
+LINUX = Preset(name="LINUX", n_pages=64, n_vms=3, page_size=4096, msgq_max_depth=255,
+               msgq_max_msg_size=1023, doorbell_bits=64, io_tlb_shift=11, io_tlb_segsize=128,
+               pool_nslabs=1024, queue_size=256, max_queue_size=32768)
+
+PRESETS = {p.name: p for p in (SMALL, LINUX)}

@@ -1,0 +1,84 @@
+"""Plain-data state helpers: symbolic copies, decoding, and JSON round trips.
+
+State is frozen dataclasses whose leaves are ints and bools, in tuples of fixed (preset) length.
+A field declared with ``bits(w)`` is a ``w``-bit vector in proofs; other ints are z3 ``Int``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+def bits(width: int, **kw: Any) -> Any:
+    """Declare a dataclass field whose ints are ``width``-bit vectors in proofs."""
+    return dataclasses.field(metadata={"bits": width}, **kw)
+
+
+def _leaves(template: Any, width: int | None, f):
+    if dataclasses.is_dataclass(template):
+        return dataclasses.replace(template, **{
+            fl.name: _leaves(getattr(template, fl.name), fl.metadata.get("bits", width), f)
+            for fl in dataclasses.fields(template)})
+    if isinstance(template, tuple):
+        return tuple(_leaves(x, width, f) for x in template)
+    return f(template, width)
+
+
+def symbolize(template: Any, prefix: str) -> Any:
+    """Return a copy of ``template`` whose every leaf is a fresh z3 constant."""
+    import z3
+    counter = [0]
+
+    def fresh(value: Any, width: int | None) -> Any:
+        counter[0] += 1
+        name = f"{prefix}!{counter[0]}"
+        if isinstance(value, bool):
+            return z3.Bool(name)
+        if width is not None:
+            return z3.BitVec(name, width)
+        if isinstance(value, int):
+            return z3.Int(name)
+        return value
+    return _leaves(template, None, fresh)
+
+
+def decode(model: Any, sym: Any) -> Any:
+    """Return the concrete value of the symbolic state ``sym`` in a z3 ``model``."""
+    import z3
+
+    def value(x: Any, width: int | None) -> Any:
+        if isinstance(x, (bool, int)):
+            return x
+        v = model.eval(x, model_completion=True)
+        if z3.is_bool(v):
+            return z3.is_true(v)
+        return v.as_long()
+    return _leaves(sym, None, value)
+
+
+def to_json(state: Any) -> Any:
+    """Return ``state`` as JSON-able lists, dicts, ints and bools."""
+    if dataclasses.is_dataclass(state):
+        return {f.name: to_json(getattr(state, f.name)) for f in dataclasses.fields(state)}
+    if isinstance(state, (tuple, list)):
+        return [to_json(x) for x in state]
+    if isinstance(state, (bytes, bytearray)):
+        return {"hex": bytes(state).hex()}
+    return state
+
+
+def from_json(template: Any, data: Any) -> Any:
+    """Rebuild a state shaped like ``template`` from ``to_json`` output (lengths may differ)."""
+    if dataclasses.is_dataclass(template):
+        return dataclasses.replace(template, **{
+            f.name: from_json(getattr(template, f.name), data[f.name]) for f in dataclasses.fields(template)})
+    if isinstance(template, tuple):
+        if len(template) == len(data):
+            return tuple(from_json(t, x) for t, x in zip(template, data))
+        proto = template[0] if template else None
+        return tuple(from_json(proto, x) if proto is not None else x for x in data)
+    if isinstance(template, bytes):
+        return bytes.fromhex(data["hex"])
+    if isinstance(template, bool):
+        return bool(data)
+    return data

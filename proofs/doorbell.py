@@ -1,0 +1,2 @@
+"""Proof subjects of the doorbell component (filled by its issue)."""
+SUBJECTS: list = []

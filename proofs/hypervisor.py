@@ -1,0 +1,2 @@
+"""Proof subjects of the hypervisor component (filled by its issue)."""
+SUBJECTS: list = []

@@ -1,0 +1,41 @@
+"""Clauses of the hypervisor message queue (Gunyah msgqueue; facts/upstream.md §3.1, §6.4)."""
+from . import register
+
+_SRC = "gunyah-hypervisor@36ca3a2 hyp/ipc/msgqueue; docs/api/gunyah_api.md"
+
+register([
+    ("HYP-MSGQ-configure", "caller", _SRC, "msgqueue_configure",
+     "a queue needs 1 <= depth <= 255 and 1 <= max message size <= 1023 (ARGUMENT_INVALID)"),
+    ("HYP-MSGQ-flags", "caller", _SRC, "msgqueue_send",
+     "send flags other than PUSH (bit 0) are reserved and must be 0 (ARGUMENT_INVALID)"),
+    ("HYP-MSGQ-full", "exhausted", _SRC, "msgqueue_send",
+     "send on a queue holding depth messages fails with MSGQUEUE_FULL and stores nothing"),
+    ("HYP-MSGQ-size", "caller", _SRC, "msgqueue_send",
+     "a message is 1..max_msg_size bytes (ARGUMENT_SIZE otherwise)"),
+    ("HYP-MSGQ-empty", "exhausted", _SRC, "msgqueue_receive",
+     "receive on an empty queue fails with MSGQUEUE_EMPTY"),
+    ("HYP-MSGQ-overflow", "caller", _SRC, "msgqueue_receive",
+     "a receive buffer smaller than the head message fails with ADDR_OVERFLOW; the message stays queued"),
+    ("HYP-MSGQ-notfull-thd", "caller", _SRC, "msgqueue_configure_send",
+     "the not-full threshold must be below depth, or -1 to keep it (ARGUMENT_INVALID)"),
+    ("HYP-MSGQ-notempty-thd", "caller", _SRC, "msgqueue_configure_receive",
+     "the not-empty threshold must be 1..depth, -2 for depth, or -1 to keep it (ARGUMENT_INVALID)"),
+    ("HYP-MSGQ-count", "invariant", _SRC, "msgqueue state",
+     "0 <= count <= depth <= 255, the head slot lies in the ring, 1 <= max size <= 1023"),
+    ("HYP-MSGQ-fifo", "invariant", _SRC, "msgqueue ring",
+     "queued messages are the ones sent and not yet received, oldest at the head (FIFO, exactly once)"),
+    ("HYP-MSGQ-msg-size", "invariant", _SRC, "msgqueue ring",
+     "every queued message is 1..max_msg_size bytes"),
+    ("HYP-MSGQ-thresholds", "invariant", _SRC, "msgqueue thresholds",
+     "0 <= notfull_thd < depth and 1 <= notempty_thd <= depth"),
+    ("HYP-MSGQ-rx-virq", "invariant", _SRC, "receive VIRQ check_pending",
+     "the receiver's not-empty VIRQ is pending whenever count >= notempty_thd, and only while a message is queued"),
+    ("HYP-MSGQ-tx-virq", "invariant", _SRC, "send VIRQ check_pending",
+     "the sender's not-full VIRQ is pending exactly while count <= notfull_thd (level)"),
+    ("HYP-MSGQ-send-rule", "rule", _SRC, "msgqueue_send",
+     "an accepted send appends exactly one message of the given size at the tail and reports not_full == (count < depth); a refused one changes nothing"),
+    ("HYP-MSGQ-receive-rule", "rule", _SRC, "msgqueue_receive",
+     "an accepted receive returns the head message and removes exactly it, reporting not_empty == (count > 0)"),
+    ("HYP-MSGQ-flush-rule", "rule", _SRC, "msgqueue_flush",
+     "flush empties the queue, asserts the not-full VIRQ and clears the not-empty VIRQ"),
+])

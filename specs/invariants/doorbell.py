@@ -1,0 +1,1 @@
+"""Invariants of the doorbell (filled by its issue)."""

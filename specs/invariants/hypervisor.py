@@ -1,0 +1,1 @@
+"""Invariants of the hypervisor component (filled by its issue)."""

@@ -1,0 +1,1 @@
+"""Invariants of the swiotlb component (filled by its issue)."""

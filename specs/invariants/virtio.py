@@ -1,0 +1,1 @@
+"""Invariants of the virtio component (filled by its issue)."""

@@ -1,0 +1,1 @@
+"""Rules of the doorbell component (filled by its issue)."""

@@ -1,0 +1,1 @@
+"""Rules of the hypervisor component (filled by its issue)."""

@@ -1,0 +1,1 @@
+"""Rules of the swiotlb component (filled by its issue)."""

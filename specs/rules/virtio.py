@@ -1,0 +1,1 @@
+"""Rules of the virtio component (filled by its issue)."""

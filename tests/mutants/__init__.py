@@ -1,0 +1,85 @@
+"""Deliberately broken variants of the model, each with the check that must catch it (lesson 13).
+
+A ``Mutant`` names the clause it breaks, the check that must notice (``proof:<obligation>``,
+``machine:<name>`` or ``scenario:<module>:<function>``) and the clause that check must report.
+``tests/test_mutants.py`` runs every one; ``tests/test_clauses.py`` requires a mutant per clause.
+Component tables live in sibling modules and are collected into ``ALL``.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+from dataclasses import dataclass, replace
+from typing import Any, Callable, ContextManager
+from unittest import mock
+
+COMPONENT_MODULES = ("msgq", "hypervisor", "doorbell", "swiotlb", "virtio")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One broken variant: what it breaks, how, and who catches it reporting which clause."""
+
+    name: str
+    breaks: str                              # the clause the mutation violates
+    check: str                               # proof:<obligation> | machine:<name> | scenario:<mod>:<fn>
+    expect: str                              # the clause the check must report
+    patch: Callable[[], ContextManager[Any]]
+    source: str = ""                         # where the bug comes from (a CVE, a commit, "synthetic")
+    examples: int = 400                      # machine budget
+
+
+def replace_fn(module: str, attr: str, fn: Callable[..., Any]) -> Callable[[], ContextManager[Any]]:
+    """Return a patch that replaces ``module.attr`` by ``fn(original, *args, **kw)``."""
+    def patch() -> ContextManager[Any]:
+        mod = importlib.import_module(module)
+        orig = getattr(mod, attr)
+        return mock.patch.object(mod, attr, lambda *a, **k: fn(orig, *a, **k))
+    return patch
+
+
+def drop_guard(module: str, attr: str, clause: str) -> Callable[[], ContextManager[Any]]:
+    """Return a patch that removes every guard citing ``clause`` from the steps ``module.attr`` builds."""
+    def without(orig, *a, **k):
+        sp = orig(*a, **k)
+        return replace(sp, guards=tuple(g for g in sp.guards if g[1] != clause))
+    return replace_fn(module, attr, without)
+
+
+def patches(*ps: Callable[[], ContextManager[Any]]) -> Callable[[], ContextManager[Any]]:
+    """Return a patch applying several patches together."""
+    def patch() -> ContextManager[Any]:
+        stack = contextlib.ExitStack()
+        for p in ps:
+            stack.enter_context(p())
+        return stack
+    return patch
+
+
+def load_all() -> list[Mutant]:
+    """Return every registered mutant."""
+    out: list[Mutant] = []
+    for m in COMPONENT_MODULES:
+        out.extend(importlib.import_module(f"{__name__}.{m}").MUTANTS)
+    return out
+
+
+def run_check(m: Mutant) -> str | None:
+    """Apply ``m`` and run its check; return the clause the check reported (None if it saw nothing)."""
+    kind, _, target = m.check.partition(":")
+    with m.patch():
+        if kind == "proof":
+            from t1virtio.proofs import engine
+            r = engine.solve(engine.find(target), timeout_s=60)
+            if r.outcome != "counterexample":
+                return None
+            clause, _story = engine.replay(r.counterexample)
+            return clause
+        if kind == "machine":
+            from t1virtio.machines import runner
+            res = runner.fuzz(target, examples=m.examples, seed=0)
+            return res.failure["clause"] if res.failure else None
+        if kind == "scenario":
+            mod, _, fn = target.partition(":")
+            return getattr(importlib.import_module(mod), fn)()
+    raise ValueError(f"mutant {m.name}: unknown check kind {kind!r}")

@@ -1,0 +1,2 @@
+"""doorbell mutants (filled by its issue)."""
+MUTANTS: list = []

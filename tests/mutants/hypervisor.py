@@ -1,0 +1,2 @@
+"""hypervisor mutants (filled by its issue)."""
+MUTANTS: list = []

@@ -1,0 +1,2 @@
+"""virtio mutants (filled by its issue)."""
+MUTANTS: list = []
