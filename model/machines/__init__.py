@@ -1,26 +1,35 @@
 """Hypothesis stateful machines, by the name ``t1virtio fuzz --machine`` takes (DESIGN.md §5).
 
 Machines sit on top of the model and specs (like the CLI and the oracle): each concept has one,
-and the adversarial ones write arbitrary bytes where the other VM could. ``MACHINES`` maps a
-name to ``module:Class``; classes load lazily so ``--help`` stays fast.
+and the adversarial ones write arbitrary bytes where the other VM could. Each machine module
+defines ``MACHINES = {"name": Class}``; modules are discovered when a machine is first asked for,
+so ``--help`` stays fast.
 """
 from __future__ import annotations
 
 import importlib
 
-MACHINES: dict[str, str] = {
-    "msgq": "t1virtio.machines.msgq:MsgqMachine",
-}
+import pkgutil
+
+NOT_MACHINES = {"common", "profiles", "runner"}
+_REGISTRY: dict[str, type] = {}
+
+
+def _discover() -> dict[str, type]:
+    if not _REGISTRY:
+        for m in sorted(x.name for x in pkgutil.iter_modules(__path__) if x.name not in NOT_MACHINES):
+            _REGISTRY.update(getattr(importlib.import_module(f"{__name__}.{m}"), "MACHINES", {}))
+    return _REGISTRY
 
 
 def names() -> list[str]:
     """Return every machine name, sorted."""
-    return sorted(MACHINES)
+    return sorted(_discover())
 
 
 def load(name: str) -> type:
     """Return the machine class called ``name``; an unknown name raises ``KeyError`` listing the known ones."""
-    if name not in MACHINES:
+    reg = _discover()
+    if name not in reg:
         raise KeyError(f"unknown machine {name!r}; known machines: {', '.join(names())}")
-    mod, cls = MACHINES[name].split(":")
-    return getattr(importlib.import_module(mod), cls)
+    return reg[name]

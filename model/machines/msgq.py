@@ -67,3 +67,6 @@ class MsgqMachine(RuleBasedStateMachine):
     def invariants_hold(self):
         check_invariants("msgq", self.q.state)
         assert self.q.state.count == len(self.ref), "queue length differs from the reference deque"
+
+
+MACHINES = {"msgq": MsgqMachine}

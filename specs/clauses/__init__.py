@@ -58,4 +58,11 @@ def is_registered(cid: str) -> bool:
     return cid in CLAUSES
 
 
-from . import hypervisor, msgq, doorbell, swiotlb, virtio  # noqa: E402,F401  (component tables)
+def _load_tables() -> None:
+    import importlib
+    import pkgutil
+    for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        importlib.import_module(f"{__name__}.{m.name}")
+
+
+_load_tables()

@@ -26,7 +26,13 @@ class Invariant:
 
 
 REGISTRY: dict[str, list[Invariant]] = {}
-COMPONENT_MODULES = ("hypervisor", "msgq", "doorbell", "swiotlb", "virtio")
+
+
+def _load_all() -> None:
+    """Import every component module of this package (each registers its entries)."""
+    import pkgutil
+    for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        importlib.import_module(f"{__name__}.{m.name}")
 
 
 def invariant(component: str, clause: str):
@@ -43,11 +49,6 @@ def of(component: str) -> list[Invariant]:
     """Return the invariants registered for ``component`` (imports its module on first use)."""
     _load_all()
     return list(REGISTRY.get(component, []))
-
-
-def _load_all() -> None:
-    for m in COMPONENT_MODULES:
-        importlib.import_module(f"{__name__}.{m}")
 
 
 def check(component: str, state: Any) -> None:

@@ -27,7 +27,13 @@ class Rule:
 
 
 REGISTRY: dict[str, list[Rule]] = {}
-COMPONENT_MODULES = ("hypervisor", "msgq", "doorbell", "swiotlb", "virtio")
+
+
+def _load_all() -> None:
+    """Import every component module of this package (each registers its entries)."""
+    import pkgutil
+    for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        importlib.import_module(f"{__name__}.{m.name}")
 
 
 def rule(component: str, op: str, clause: str):
@@ -42,8 +48,7 @@ def rule(component: str, op: str, clause: str):
 
 def of(component: str, op: str | None = None) -> list[Rule]:
     """Return the rules of ``component`` (for one ``op`` if given)."""
-    for m in COMPONENT_MODULES:
-        importlib.import_module(f"{__name__}.{m}")
+    _load_all()
     return [r for r in REGISTRY.get(component, []) if op is None or r.op == op]
 
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, ContextManager
 from unittest import mock
 
-COMPONENT_MODULES = ("msgq", "hypervisor", "doorbell", "swiotlb", "virtio")
 
 
 @dataclass(frozen=True)
@@ -30,11 +29,14 @@ class Mutant:
 
 
 def replace_fn(module: str, attr: str, fn: Callable[..., Any]) -> Callable[[], ContextManager[Any]]:
-    """Return a patch that replaces ``module.attr`` by ``fn(original, *args, **kw)``."""
+    """Return a patch that replaces ``module.attr`` (``attr`` may be ``Class.method``) by ``fn(original, *args, **kw)``."""
     def patch() -> ContextManager[Any]:
-        mod = importlib.import_module(module)
-        orig = getattr(mod, attr)
-        return mock.patch.object(mod, attr, lambda *a, **k: fn(orig, *a, **k))
+        owner: Any = importlib.import_module(module)
+        *path, name = attr.split(".")
+        for p in path:
+            owner = getattr(owner, p)
+        orig = getattr(owner, name)
+        return mock.patch.object(owner, name, lambda *a, **k: fn(orig, *a, **k))
     return patch
 
 
@@ -59,7 +61,8 @@ def patches(*ps: Callable[[], ContextManager[Any]]) -> Callable[[], ContextManag
 def load_all() -> list[Mutant]:
     """Return every registered mutant."""
     out: list[Mutant] = []
-    for m in COMPONENT_MODULES:
+    import pkgutil
+    for m in sorted(x.name for x in pkgutil.iter_modules(__path__)):
         out.extend(importlib.import_module(f"{__name__}.{m}").MUTANTS)
     return out
 
@@ -80,6 +83,7 @@ def run_check(m: Mutant) -> str | None:
             res = runner.fuzz(target, examples=m.examples, seed=0)
             return res.failure["clause"] if res.failure else None
         if kind == "scenario":
+            # a scenario function returns the clause it sees broken, or None when all is well
             mod, _, fn = target.partition(":")
             return getattr(importlib.import_module(mod), fn)()
     raise ValueError(f"mutant {m.name}: unknown check kind {kind!r}")

@@ -1,2 +1,0 @@
-"""Proof subjects of the doorbell component (filled by its issue)."""
-SUBJECTS: list = []

@@ -1,2 +1,0 @@
-"""Proof subjects of the swiotlb component (filled by its issue)."""
-SUBJECTS: list = []

@@ -1,4 +1,0 @@
-"""Clauses of the swiotlb component (filled by its issue)."""
-from . import register
-
-register([])

@@ -1,1 +1,0 @@
-"""Invariants of the doorbell (filled by its issue)."""

@@ -1,1 +1,0 @@
-"""Invariants of the hypervisor component (filled by its issue)."""

@@ -1,1 +1,0 @@
-"""Invariants of the swiotlb component (filled by its issue)."""

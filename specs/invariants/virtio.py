@@ -1,1 +1,0 @@
-"""Invariants of the virtio component (filled by its issue)."""

@@ -1,1 +1,0 @@
-"""Rules of the doorbell component (filled by its issue)."""

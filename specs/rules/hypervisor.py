@@ -1,1 +1,0 @@
-"""Rules of the hypervisor component (filled by its issue)."""

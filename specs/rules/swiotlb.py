@@ -1,1 +1,0 @@
-"""Rules of the swiotlb component (filled by its issue)."""

@@ -1,1 +1,0 @@
-"""Rules of the virtio component (filled by its issue)."""

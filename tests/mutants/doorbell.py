@@ -1,2 +1,0 @@
-"""doorbell mutants (filled by its issue)."""
-MUTANTS: list = []

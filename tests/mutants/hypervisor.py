@@ -1,2 +1,0 @@
-"""hypervisor mutants (filled by its issue)."""
-MUTANTS: list = []

@@ -1,2 +1,0 @@
-"""swiotlb mutants (filled by its issue)."""
-MUTANTS: list = []

@@ -1,2 +1,0 @@
-"""virtio mutants (filled by its issue)."""
-MUTANTS: list = []
