@@ -84,11 +84,16 @@ def prove(only: Optional[str] = typer.Option(None, "--only", help="substring, gl
         raise Failure(f"{sum(r.outcome != 'proved' for r in results)} obligation(s) not proved")
 
 
-def _fuzz_one(name: str, examples: Optional[int], minutes: Optional[float], seed: int, p: Progress):
+def _fuzz_one(name: str, examples: Optional[int], minutes: Optional[float], seed: int, p: Progress,
+              jobs: int = 1):
     from t1virtio.machines import runner
     task = p.add_task(f"fuzz {name}", total=examples)
-    res = runner.fuzz(name, examples=examples, minutes=minutes, seed=seed,
-                      progress=lambda n: p.advance(task, n))
+    if jobs > 1:
+        res = runner.fuzz_parallel(name, jobs, examples=examples, minutes=minutes, seed=seed,
+                                   progress=lambda n: p.advance(task, n))
+    else:
+        res = runner.fuzz(name, examples=examples, minutes=minutes, seed=seed,
+                          progress=lambda n: p.advance(task, n))
     path = runner.save(res.failure, REGRESSIONS) if res.failure else None
     return res, path
 
@@ -98,6 +103,7 @@ def fuzz(machine: Optional[str] = typer.Option(None, "--machine", help="machine 
          examples: Optional[int] = typer.Option(None, "--examples", min=1, help="number of examples"),
          minutes: Optional[float] = typer.Option(None, "--minutes", min=0.01, help="run for this long instead"),
          seed: int = typer.Option(0, "--seed", help="first seed"),
+         jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes per machine (each on its own seed range)"),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """Run Hypothesis stateful machines; shrink, print and save every failure."""
     from t1virtio.machines import load, names
@@ -109,7 +115,7 @@ def fuzz(machine: Optional[str] = typer.Option(None, "--machine", help="machine 
     rows = []
     with _progress() as p:
         for n in todo:
-            rows.append(_fuzz_one(n, examples, minutes, seed, p))
+            rows.append(_fuzz_one(n, examples, minutes, seed, p, jobs))
     if as_json:
         print(json.dumps([{"machine": r.machine, "examples": r.examples, "seconds": round(r.seconds, 2),
                            "failure": r.failure, "saved": str(pth) if pth else None} for r, pth in rows], indent=1))

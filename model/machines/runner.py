@@ -107,6 +107,36 @@ def extract_program(exc: BaseException, lines: list[str]) -> str:
     return "\n".join(out)
 
 
+def _fuzz_worker(args: tuple) -> FuzzResult:
+    name, examples, minutes, seed, steps = args
+    return fuzz(name, examples=examples, minutes=minutes, seed=seed, steps=steps)
+
+
+def fuzz_parallel(name: str, jobs: int, examples: int | None = None, minutes: float | None = None,
+                  seed: int = 0, steps: int | None = None,
+                  progress: Callable[[int], None] | None = None) -> FuzzResult:
+    """Run machine ``name`` on ``jobs`` worker processes, each on its own seed range (``seed + 100000*i``).
+
+    ``examples`` are split between the workers; with ``minutes`` every worker runs that long.
+    The first failure found is returned (each worker stops at its own first failure).
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    shares = [None] * jobs if examples is None else [examples // jobs + (i < examples % jobs) for i in range(jobs)]
+    t0 = time.perf_counter()
+    done, failure = 0, None
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork")) as ex:
+        futs = [ex.submit(_fuzz_worker, (name, n, minutes, seed + 100000 * i, steps))
+                for i, n in enumerate(shares) if n is None or n > 0]
+        for f in as_completed(futs):
+            r = f.result()
+            done += r.examples
+            if progress:
+                progress(r.examples)
+            failure = failure or r.failure
+    return FuzzResult(name, done, time.perf_counter() - t0, failure)
+
+
 def save(failure: dict, folder: Path) -> Path:
     """Write a regression file for ``failure`` and return its path."""
     folder.mkdir(parents=True, exist_ok=True)
