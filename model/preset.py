@@ -19,6 +19,7 @@ class Preset:
     msgq_max_depth: int     # Gunyah MSGQUEUE_MAX_QUEUE_DEPTH - 1 = 255
     msgq_max_msg_size: int  # Gunyah MSGQUEUE_MAX_MAX_MSG_SIZE - 1 = 1023
     doorbell_bits: int      # width of doorbell flags (u64)
+    max_parcels: int        # memory-parcel table entries (Gunyah MAX_MEMPARCEL_PER_VM = 64 per owner)
     # swiotlb
     io_tlb_shift: int       # slot size = 1 << io_tlb_shift (2 KiB)
     io_tlb_segsize: int     # slots per segment (128)
@@ -29,11 +30,11 @@ class Preset:
 
 
 SMALL = Preset(name="SMALL", n_pages=4, n_vms=3, page_size=4096, msgq_max_depth=4,
-               msgq_max_msg_size=8, doorbell_bits=8, io_tlb_shift=11, io_tlb_segsize=8,
+               msgq_max_msg_size=8, doorbell_bits=8, max_parcels=4, io_tlb_shift=11, io_tlb_segsize=8,
                pool_nslabs=16, queue_size=4, max_queue_size=32768)
 
 LINUX = Preset(name="LINUX", n_pages=64, n_vms=3, page_size=4096, msgq_max_depth=255,
-               msgq_max_msg_size=1023, doorbell_bits=64, io_tlb_shift=11, io_tlb_segsize=128,
+               msgq_max_msg_size=1023, doorbell_bits=64, max_parcels=64, io_tlb_shift=11, io_tlb_segsize=128,
                pool_nslabs=1024, queue_size=256, max_queue_size=32768)
 
 PRESETS = {p.name: p for p in (SMALL, LINUX)}
