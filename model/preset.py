@@ -24,6 +24,7 @@ class Preset:
     io_tlb_shift: int       # slot size = 1 << io_tlb_shift (2 KiB)
     io_tlb_segsize: int     # slots per segment (128)
     pool_nslabs: int        # slots of a pool in proofs/machines
+    io_tlb_max_areas: int   # areas table length of a pool (power of two; Linux: roundup_pow_of_two(CPUs))
     # virtio
     queue_size: int         # default virtqueue size in proofs/machines
     max_queue_size: int     # 32768
@@ -31,10 +32,10 @@ class Preset:
 
 SMALL = Preset(name="SMALL", n_pages=4, n_vms=3, page_size=4096, msgq_max_depth=4,
                msgq_max_msg_size=8, doorbell_bits=8, max_parcels=4, io_tlb_shift=11, io_tlb_segsize=8,
-               pool_nslabs=16, queue_size=4, max_queue_size=32768)
+               pool_nslabs=16, io_tlb_max_areas=2, queue_size=4, max_queue_size=32768)
 
 LINUX = Preset(name="LINUX", n_pages=64, n_vms=3, page_size=4096, msgq_max_depth=255,
                msgq_max_msg_size=1023, doorbell_bits=64, max_parcels=64, io_tlb_shift=11, io_tlb_segsize=128,
-               pool_nslabs=1024, queue_size=256, max_queue_size=32768)
+               pool_nslabs=1024, io_tlb_max_areas=4, queue_size=256, max_queue_size=32768)
 
 PRESETS = {p.name: p for p in (SMALL, LINUX)}
