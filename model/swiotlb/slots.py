@@ -1,0 +1,338 @@
+"""swiotlb slot search and release: Linux's allocator over a pool's ``list[]`` (facts §1.6, §1.9, §1.10).
+
+``swiotlb_find_slots`` is the kernel's search for every policy (``policy.py``), written as a fixed
+unrolled scan: each area is walked for at most ``pool_nslabs`` steps of the kernel's own index
+sequence (+1 past a misaligned slot, +stride otherwise, wrap to 0 at the area end). Because that
+sequence depends only on the request, never on ``list[]``, it returns to its start within
+``area_nslabs`` steps or never: 6.1's unbounded ``do {} while (index != wrap)`` therefore ends here
+either with Linux's exact choice, with "full", or with ``SWIOTLB-find-no-termination`` where the
+kernel would spin forever holding the area lock (7c3940bf81e5, not in 6.1.y). That IS the bounded
+search: each step is visited once, no loop over peer data is open-ended.
+
+``swiotlb_tbl_map_slots`` is the slot half of ``swiotlb_tbl_map_single`` (size check, offset, search,
+``orig_addr`` records, ``tlb_addr``); the bounce layer (``bounce.py``) adds the byte copies.
+``swiotlb_alloc_slots`` is the slot half of ``swiotlb_alloc`` (coherent memory: ``orig_addr = 0``).
+``swiotlb_release_slots`` returns an allocation and relinks the free runs of its segment.
+Every function takes the ``Preset`` (segment size, table lengths) and an optional ``SwiotlbPolicy``
+(default: ``policy.DEFAULT``, read at call time).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from t1virtio.logic import CONCRETE
+from t1virtio.preset import Preset
+from t1virtio.step import Step, apply, step
+from t1virtio.swiotlb import policy as pol
+from t1virtio.swiotlb import pool
+from t1virtio.swiotlb.pool import (INVALID_PHYS_ADDR, IO_TLB_SHIFT, IO_TLB_SIZE, NO_ALLOC, U64, PoolState,
+                                   const, nr_slots, shr, u64, umax)
+
+DMA_BIT_MASK_64 = U64           # dma_get_seg_boundary() of a device without dma_parms: ULONG_MAX
+U32 = (1 << 32) - 1             # min_align_mask and alloc_align_mask are unsigned int
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What the search is asked for, with the policy's derived masks (``swiotlb_do_find_slots`` locals)."""
+
+    orig_addr: Any
+    alloc_size: Any          # bytes including the min-align offset
+    nslots: Any
+    offset: Any              # swiotlb_align_offset(orig_addr)
+    iotlb_align_mask: Any    # slot-address bits that must equal orig_addr's
+    alloc_align_mask: Any    # slot-address bits that must be 0 (v6.9+ tests it; others rely on stride)
+    stride: Any
+    tbl_dma_addr: Any        # pool start & boundary_mask
+    max_slots: Any           # boundary window in slots
+
+
+@dataclass(frozen=True, slots=True)
+class AreaResult:
+    """Outcome of searching one area: found (slot, area-relative index) or hang."""
+
+    found: Any
+    hang: Any
+    slot: Any
+    rel: Any
+
+
+def get_max_slots(L: Any, boundary_mask: Any) -> Any:
+    """Slots in one boundary window; ``ULONG_MAX`` means 2**53 (``get_max_slots``)."""
+    return L.If(boundary_mask == U64, const(L, 1 << (64 - IO_TLB_SHIFT)), nr_slots(L, u64(L, boundary_mask + 1)))
+
+
+def iommu_is_span_boundary(L: Any, index: Any, nr: Any, shift: Any, boundary_size: Any) -> Any:
+    """Whether slots ``[index, index + nr)`` cross a ``boundary_size``-slot window (iommu-helper.h)."""
+    return L.ULT(boundary_size, ((shift + index) & (boundary_size - 1)) + nr)
+
+
+def compute_request(L: Any, preset: Preset, p: pol.SwiotlbPolicy, s: PoolState, orig_addr: Any,
+                    alloc_size: Any, alloc_align_mask: Any, min_align_mask: Any, boundary_mask: Any) -> Request:
+    """The search's derived values for policy ``p`` (facts §1.9, one block per version)."""
+    page_mask = preset.page_size - 1
+    page_factor = preset.page_size // IO_TLB_SIZE
+    big = L.ULE(preset.page_size, alloc_size)
+    low = IO_TLB_SIZE - 1
+    if not p.uses_min_align:                      # seed-v5.7: no min_align_mask, no alloc_align_mask
+        min_align_mask = alloc_align_mask = const(L, 0)
+    if p.search in ("v6.1", "seed-v5.7"):
+        a = alloc_align_mask | low
+        iot = min_align_mask & L.BitNot(a, 64)
+        stride = shr(L, iot, IO_TLB_SHIFT) + 1
+        stride = L.If(big, umax(L, stride, stride * page_factor), stride)
+        stride = umax(L, stride, shr(L, a, IO_TLB_SHIFT) + 1)
+        align_test = const(L, 0)
+    elif p.search == "v6.3-6.8":
+        iot = min_align_mask | alloc_align_mask
+        iot = L.If(big, iot | page_mask, iot) & L.BitNot(low, 64)
+        stride = shr(L, iot, IO_TLB_SHIFT) + 1
+        align_test = const(L, 0)
+    else:                                         # v6.9+
+        a = L.If(L.And(alloc_align_mask == 0, min_align_mask == 0, big), const(L, page_mask), alloc_align_mask) | low
+        iot = min_align_mask & L.BitNot(a, 64)
+        stride = get_max_slots(L, umax(L, a, iot))
+        align_test = a
+    tbl = s.start & boundary_mask
+    return Request(orig_addr=orig_addr, alloc_size=alloc_size, nslots=nr_slots(L, alloc_size),
+                   offset=pool.swiotlb_align_offset(L, orig_addr, min_align_mask), iotlb_align_mask=iot,
+                   alloc_align_mask=align_test, stride=stride, tbl_dma_addr=tbl,
+                   max_slots=get_max_slots(L, boundary_mask))
+
+
+def is_misaligned(L: Any, q: Request, slot: Any) -> Any:
+    """The search steps over ``slot`` by one: its DMA address breaks the request's alignment."""
+    addr = pool.compute_slot_addr(L, q.tbl_dma_addr, slot)
+    return L.Or(L.Not((addr & q.alloc_align_mask) == 0),
+                L.And(L.Not(q.orig_addr == 0), L.Not((addr & q.iotlb_align_mask) == (q.orig_addr & q.iotlb_align_mask))))
+
+
+def wrap_area_index(L: Any, s: PoolState, i: Any) -> Any:
+    """``i >= area_nslabs ? 0 : i`` (an overshoot wraps to 0, not modulo)."""
+    return L.If(L.ULE(s.area_nslabs, i), const(L, 0), i)
+
+
+def search_area(L: Any, preset: Preset, p: pol.SwiotlbPolicy, s: PoolState, a: int, q: Request) -> AreaResult:
+    """Walk area ``a`` as the kernel does, unrolled to ``pool_nslabs`` steps (the search bound)."""
+    base = s.area_nslabs * a
+    hint = s.area_index[a]
+    unbounded = p.search in ("v6.1", "seed-v5.7")
+    if unbounded:
+        start = wrap_area_index(L, s, u64(L, (hint + q.stride - 1) & L.BitNot(q.stride - 1, 64)))
+    else:
+        start = hint
+    index, checked, alive, found = start, const(L, 0), L.ULE(q.nslots, s.area_nslabs - s.area_used[a]), False
+    slot_found, rel_found = const(L, 0), const(L, 0)
+    shift = nr_slots(L, q.tbl_dma_addr)
+    for _ in range(preset.pool_nslabs):
+        slot = base + index
+        mis = is_misaligned(L, q, slot)
+        fits = L.And(L.Not(mis), L.Not(iommu_is_span_boundary(L, slot, q.nslots, shift, q.max_slots)),
+                     L.ULE(q.nslots, L.at(s.list, slot)))
+        hit = L.And(alive, fits)
+        slot_found, rel_found = L.If(hit, slot, slot_found), L.If(hit, index, rel_found)
+        found = L.Or(found, hit)
+        step_by = L.If(mis, const(L, 1), q.stride)
+        index = wrap_area_index(L, s, index + step_by)
+        checked = checked + step_by
+        more = L.Not(index == start) if unbounded else L.ULT(checked, s.area_nslabs)
+        alive = L.And(alive, L.Not(fits), more)
+    return AreaResult(found=found, hang=alive if unbounded else False, slot=slot_found, rel=rel_found)
+
+
+def relink_preceding(L: Any, preset: Preset, lst: tuple, index: Any, count: Any) -> tuple:
+    """The kernel's backward walk: from ``index - 1`` while in the segment and free, ``list[i] = ++count``."""
+    out = list(lst)
+    walking: Any = False
+    for k in range(len(lst) - 1, -1, -1):
+        if pool.io_tlb_offset(preset, k) == preset.io_tlb_segsize - 1:
+            walking = False                       # slot k ends a segment: the walk never enters it
+            continue
+        walking = L.And(L.Or(index == k + 1, walking), L.Not(lst[k] == 0))
+        out[k] = L.If(walking, count + (index - k), lst[k])
+    return tuple(out)
+
+
+def in_run(L: Any, lo: Any, n: Any, k: int) -> Any:
+    """``lo <= k < lo + n`` for a constant slot ``k``."""
+    return L.And(L.ULE(lo, k), L.ULT(k, lo + n))
+
+
+def swiotlb_find_slots(L: Any, preset: Preset, s: PoolState, orig_addr: Any, alloc_size: Any,
+                       alloc_align_mask: Any = 0, min_align_mask: Any = 0, boundary_mask: Any = U64,
+                       cpu: Any = 0, policy: Any = None) -> Step:
+    """Allocate ``nr_slots(alloc_size)`` slots (``alloc_size`` includes the offset); out = first slot.
+
+    Areas are tried from ``cpu & (nareas - 1)`` round robin (``swiotlb_find_slots``); in each, the
+    version's walk (``search_area``). Found: the run's ``list`` drops to 0, its ``alloc_size`` records
+    the bytes left from each slot, the free slots before it in the segment are relinked, the area's
+    hint moves past it and ``used`` grows.
+    """
+    p = pol.current(policy)
+    T, M = preset.pool_nslabs, preset.io_tlb_max_areas
+    q = compute_request(L, preset, p, s, orig_addr, alloc_size, alloc_align_mask, min_align_mask, boundary_mask)
+    results = [search_area(L, preset, p, s, c, q) for c in range(M)]
+    first = cpu & (s.nareas - 1)
+    decided, found, hang = False, False, False
+    slot, rel, area = const(L, 0), const(L, 0), const(L, 0)
+    for j in range(M):
+        a = u64(L, first + j) & (s.nareas - 1)
+        r = AreaResult(*[select(L, a, [getattr(x, f) for x in results]) for f in ("found", "hang", "slot", "rel")])
+        act = L.And(L.ULT(j, s.nareas), L.Not(decided))
+        hit = L.And(act, r.found)
+        found, hang = L.Or(found, hit), L.Or(hang, L.And(act, r.hang))
+        slot, rel, area = L.If(hit, r.slot, slot), L.If(hit, r.rel, rel), L.If(hit, a, area)
+        decided = L.Or(decided, L.And(act, L.Or(r.found, r.hang)))
+    n = q.nslots
+    guards = [(L.Not(alloc_size == 0), "SWIOTLB-find-empty"),
+              (L.ULE(alloc_size, preset.io_tlb_segsize * IO_TLB_SIZE), "SWIOTLB-find-too-large"),
+              (pool.is_power_of_two(L, q.max_slots), "SWIOTLB-find-boundary-mask"),
+              (L.Not(hang), "SWIOTLB-find-no-termination"),
+              (found, "SWIOTLB-find-full")]
+    lst = tuple(L.If(in_run(L, slot, n, k), const(L, 0), s.list[k]) for k in range(T))
+    new = replace(
+        s, list=relink_preceding(L, preset, lst, slot, const(L, 0)),
+        alloc_size=tuple(L.If(in_run(L, slot, n, k), u64(L, alloc_size - (q.offset + (k - slot) * IO_TLB_SIZE)),
+                              s.alloc_size[k]) for k in range(T)),
+        head=tuple(L.If(in_run(L, slot, n, k), slot, s.head[k]) for k in range(T)),
+        run=tuple(L.If(slot == k, n, s.run[k]) for k in range(T)),
+        area_index=tuple(L.If(area == c, L.If(L.ULT(rel + n, s.area_nslabs), rel + n, const(L, 0)),
+                              s.area_index[c]) for c in range(M)),
+        area_used=tuple(L.If(area == c, s.area_used[c] + n, s.area_used[c]) for c in range(M)))
+    return step(guards, new, out=slot)
+
+
+def select(L: Any, i: Any, values: list) -> Any:
+    """``values[i]`` (the last one when ``i`` is out of range, as ``L.at``)."""
+    return L.at(tuple(values), i)
+
+
+def swiotlb_tbl_map_slots(L: Any, preset: Preset, s: PoolState, orig_addr: Any, mapping_size: Any,
+                          alloc_size: Any, alloc_align_mask: Any = 0, min_align_mask: Any = 0,
+                          boundary_mask: Any = U64, cpu: Any = 0, policy: Any = None) -> Step:
+    """The slot half of ``swiotlb_tbl_map_single``: out = (first slot, tlb_addr) (facts §1.6 steps 3-6).
+
+    ``mapping_size > alloc_size`` is refused; the search gets ``alloc_size + offset``; slot ``i`` of the
+    mapping records ``orig_addr + i * IO_TLB_SIZE`` (the original address itself, not rounded down).
+    """
+    p = pol.current(policy)
+    offset = pool.swiotlb_align_offset(L, orig_addr, min_align_mask) if p.uses_min_align else const(L, 0)
+    total = u64(L, alloc_size + offset)
+    found = swiotlb_find_slots(L, preset, s, orig_addr, total, alloc_align_mask, min_align_mask,
+                               boundary_mask, cpu, p)
+    idx, n = found.out, nr_slots(L, total)
+    new = replace(found.new, orig_addr=tuple(
+        L.If(in_run(L, idx, n, k), u64(L, orig_addr + (k - idx) * IO_TLB_SIZE), found.new.orig_addr[k])
+        for k in range(preset.pool_nslabs)))
+    guards = [(L.ULE(mapping_size, alloc_size), "SWIOTLB-map-sizes"), *found.guards]
+    return step(guards, new, out=(idx, u64(L, pool.compute_slot_addr(L, s.start, idx) + offset)))
+
+
+def compute_alloc_align(L: Any, preset: Preset, p: pol.SwiotlbPolicy, size: Any) -> Any:
+    """The alignment ``swiotlb_alloc`` asks for: 0, or ``(PAGE_SIZE << get_order(size)) - 1`` (6.9+)."""
+    if p.alloc_align == "none":
+        return const(L, 0)
+    mask = const(L, preset.page_size - 1)
+    order_pages = preset.page_size
+    while order_pages < preset.io_tlb_segsize * IO_TLB_SIZE:
+        mask = L.If(L.ULT(order_pages, size), const(L, 2 * order_pages - 1), mask)
+        order_pages *= 2
+    return mask
+
+
+def swiotlb_alloc_slots(L: Any, preset: Preset, s: PoolState, size: Any, min_align_mask: Any = 0,
+                        boundary_mask: Any = U64, cpu: Any = 0, policy: Any = None) -> Step:
+    """The slot half of ``swiotlb_alloc`` (coherent memory, restricted pools): out = (first slot, address).
+
+    The search runs with ``orig_addr = 0`` (slots keep INVALID_PHYS_ADDR: nothing to bounce). The
+    address is the page holding the first slot (``pfn_to_page``, 5.15-6.8) or the slot itself.
+    """
+    p = pol.current(policy)
+    found = swiotlb_find_slots(L, preset, s, const(L, 0), size, compute_alloc_align(L, preset, p, size),
+                               min_align_mask, boundary_mask, cpu, p)
+    addr = pool.compute_slot_addr(L, s.start, found.out)
+    if p.alloc_page == "pfn":
+        addr = addr & L.BitNot(preset.page_size - 1, 64)
+    return step(found.guards, found.new, out=(found.out, addr))
+
+
+def following_free(L: Any, preset: Preset, s: PoolState, index: Any, nslots: Any) -> Any:
+    """``list[index + nslots]`` when that slot is in the same segment, else 0 (release step 2)."""
+    seg = preset.io_tlb_segsize
+    seg_end = u64(L, index + seg) & L.BitNot(seg - 1, 64)          # ALIGN(index + 1, SEGSIZE)
+    return L.If(L.ULT(index + nslots, seg_end), L.at(s.list, index + nslots), const(L, 0))
+
+
+def swiotlb_release_slots(L: Any, preset: Preset, s: PoolState, tlb_addr: Any, min_align_mask: Any = 0,
+                          size: Any = 0, policy: Any = None) -> Step:
+    """Return the allocation holding ``tlb_addr`` (``swiotlb_release_slots``; seed ``swiotlb_free``).
+
+    ``nslots`` comes from the first slot's ``alloc_size`` (5.12+) or from the caller's ``size``
+    (seed). The run is relinked onto the free run that follows it in the segment, then the free
+    slots before it in the segment are renumbered; ``orig_addr``/``alloc_size`` are cleared and the
+    area's ``used`` drops. Linux checks nothing; the model refuses an address outside the pool, one
+    that is not the start of a live allocation, and a size that is not the allocation's.
+    """
+    p = pol.current(policy)
+    T, M = preset.pool_nslabs, preset.io_tlb_max_areas
+    offset = pool.swiotlb_align_offset(L, tlb_addr, min_align_mask) if p.uses_min_align else const(L, 0)
+    index = pool.get_slot_index(L, s, tlb_addr, offset)
+    if p.free_size == "recorded":
+        nslots = nr_slots(L, u64(L, L.at(s.alloc_size, index) + offset))
+    else:
+        nslots = nr_slots(L, size)
+    count = following_free(L, preset, s, index, nslots)
+    guards = [(pool.is_swiotlb_buffer(L, s, tlb_addr), "SWIOTLB-release-no-pool"),
+              (L.And(L.ULT(index, s.nslabs), L.at(s.head, index) == index), "SWIOTLB-release-not-mapped"),
+              (nslots == L.at(s.run, index), "SWIOTLB-release-size")]
+    mine = [in_run(L, index, nslots, k) for k in range(T)]
+    lst = tuple(L.If(mine[k], count + (index + nslots - k), s.list[k]) for k in range(T))
+    new = replace(
+        s, list=relink_preceding(L, preset, lst, index, count + nslots),
+        orig_addr=tuple(L.If(mine[k], const(L, INVALID_PHYS_ADDR), s.orig_addr[k]) for k in range(T)),
+        alloc_size=tuple(L.If(mine[k], const(L, 0), s.alloc_size[k]) for k in range(T)),
+        head=tuple(L.If(mine[k], const(L, NO_ALLOC), s.head[k]) for k in range(T)),
+        run=tuple(L.If(index == k, const(L, 0), s.run[k]) for k in range(T)),
+        area_used=tuple(L.If(pool.in_area(L, s, c, index), s.area_used[c] - nslots, s.area_used[c])
+                        for c in range(M)))
+    return step(guards, new, out=nslots)
+
+
+# ---------------------------------------------------------------------------------------------
+# Concrete wrapper (differential tests, the bounce layer's building block)
+
+class SlotPool:
+    """A concrete pool: its ``PoolState`` and the last step's ``out`` (for rule checks)."""
+
+    def __init__(self, preset: Preset, start: int, nslabs: int, nareas: int = 1, policy: Any = None,
+                 vaddr: int | None = None, primary_vaddr: int | None = None):
+        self.preset, self.policy = preset, policy
+        self.state, _ = apply(pool.swiotlb_init_pool(CONCRETE, preset, start, nslabs, nareas, vaddr,
+                                                     primary_vaddr, policy), f"pool of {nslabs} slots at {start:#x}")
+        self.last_out: Any = None
+
+    def map(self, orig_addr: int, mapping_size: int, alloc_size: int | None = None, alloc_align_mask: int = 0,
+            min_align_mask: int = 0, boundary_mask: int = U64, cpu: int = 0) -> int:
+        """Map ``orig_addr``; return tlb_addr (raises the clause's error when refused)."""
+        a = mapping_size if alloc_size is None else alloc_size
+        sp = swiotlb_tbl_map_slots(CONCRETE, self.preset, self.state, orig_addr, mapping_size, a,
+                                   alloc_align_mask, min_align_mask, boundary_mask, cpu, self.policy)
+        self.last_out = sp.out
+        self.state, (_, tlb) = apply(sp, f"map {a} bytes of {orig_addr:#x}")
+        return tlb
+
+    def alloc(self, size: int, min_align_mask: int = 0, boundary_mask: int = U64, cpu: int = 0) -> int:
+        """Coherent allocation; return the address handed to the caller."""
+        sp = swiotlb_alloc_slots(CONCRETE, self.preset, self.state, size, min_align_mask, boundary_mask, cpu,
+                                 self.policy)
+        self.last_out = sp.out
+        self.state, (_, addr) = apply(sp, f"alloc {size} bytes")
+        return addr
+
+    def release(self, tlb_addr: int, min_align_mask: int = 0, size: int = 0) -> int:
+        """Release the allocation at ``tlb_addr``; return the number of slots freed."""
+        sp = swiotlb_release_slots(CONCRETE, self.preset, self.state, tlb_addr, min_align_mask, size, self.policy)
+        self.last_out = sp.out
+        self.state, n = apply(sp, f"release {tlb_addr:#x}")
+        return n
