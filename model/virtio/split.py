@@ -1,0 +1,618 @@
+"""Split virtqueue, driver and device, hardened against a malicious peer (virtio 1.3 §2.7).
+
+Layout (§2.7, little-endian): descriptor table ``16·N`` bytes (align 16); available ring
+``flags, idx, ring[N], used_event`` (align 2); used ring ``flags, idx, ring[N]{le32 id, le32 len},
+avail_event`` (align 4). N is a power of two up to 32768; ``idx`` fields are free-running u16.
+
+The symbolic core is two states, one per side, which share nothing: ``DriverRing`` (what the
+driver in the secondary knows: which descriptors are free, the chains it made available, the
+available ring it wrote) and ``DeviceRing`` (what the device in the primary knows: the heads it
+holds, the used ring it wrote). Every transition takes the values it reads from the other side's
+memory as arguments, so proofs cover whatever a hostile peer writes. Ownership of a descriptor
+(driver: free; device: available, held, used) is derived from both states; the partition is
+stated in ``specs/invariants/virtio_split.py``.
+
+``SplitDriver`` and ``SplitDevice`` are the concrete sides: each wraps its core state, reads and
+writes ring bytes through its own ``MemoryView``, and calls its own notify callback. The driver
+follows Linux 6.1 ``virtio_ring.c`` (free-list order, indirect policy, kick and ``used_event``
+writes); the device validates every chain with ``chain.walk_chain``. A peer violation marks the
+ring broken with its clause (Linux BAD_RING, vhost's vq error): later calls raise it again.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from t1virtio import errors
+from t1virtio.hyp.memview import MemoryView, read_le, write_le
+from t1virtio.logic import CONCRETE
+from t1virtio.step import Step, apply, first_failed, step
+from t1virtio.virtio import chain
+from t1virtio.virtio.desc import DESC_SIZE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE
+from t1virtio.virtio.notify import vring_need_event
+
+U16 = 16
+MAX_QUEUE_SIZE = 32768
+VRING_AVAIL_F_NO_INTERRUPT = 1
+VRING_USED_F_NO_NOTIFY = 1
+USED_ELEM_SIZE = 8
+
+LAYOUT = "VIRTIO/driver/Virtqueues#layout"
+SG_COUNT = "VIRTIO/model/driver#sg-count"
+ALLOC = "VIRTIO/model/driver#alloc"
+NO_SPACE = "VIRTIO/model/driver#no-space"
+DETACH = "VIRTIO/model/driver#detach"
+USED_EMPTY = "VIRTIO/model/used#empty"
+USED_IDX = "VIRTIO/model/used#idx"
+USED_ID = "VIRTIO/model/used#id"
+USED_LEN = "VIRTIO/device/Virtqueues/The Virtqueue Used Ring#len"
+AVAIL_IDX = "VIRTIO/driver/Virtqueues/The Virtqueue Available Ring#idx"
+AVAIL_EMPTY = "VIRTIO/model/avail#empty"
+HEAD_RANGE = "VIRTIO/model/avail#head-range"
+INUSE = "VIRTIO/model/device#inuse"
+HELD = "VIRTIO/model/device#held"
+DEV_LEN = "VIRTIO/model/device#used-len"
+
+
+# ---------------------------------------------------------------- layout (§2.7, §2.7.1)
+
+@dataclass(frozen=True, slots=True)
+class SplitLayout:
+    """Addresses of the three ring parts in one side's address space."""
+
+    size: int
+    desc: int
+    avail: int
+    used: int
+
+    def desc_at(self, i: int) -> int:
+        return self.desc + DESC_SIZE * i
+
+    def avail_ring_at(self, slot: int) -> int:
+        return self.avail + 4 + 2 * slot
+
+    def used_event(self) -> int:
+        return self.avail + 4 + 2 * self.size
+
+    def used_elem_at(self, slot: int) -> int:
+        return self.used + 4 + USED_ELEM_SIZE * slot
+
+    def avail_event(self) -> int:
+        return self.used + 4 + USED_ELEM_SIZE * self.size
+
+    def shifted(self, delta: int) -> "SplitLayout":
+        """The same ring seen at addresses ``delta`` higher (another VM's view of the shared bytes)."""
+        return SplitLayout(self.size, self.desc + delta, self.avail + delta, self.used + delta)
+
+
+def compute_layout(size: int, base: int = 0, align: int = 4096) -> SplitLayout:
+    """Return the legacy contiguous layout (``vring_init``): table, avail ring, used ring at the next ``align``."""
+    avail = base + DESC_SIZE * size
+    used = (avail + 6 + 2 * size + align - 1) & ~(align - 1)
+    return SplitLayout(size, base, avail, used)
+
+
+def ring_bytes(layout: SplitLayout) -> int:
+    """Return the bytes from the table's start to the end of the used ring (``vring_size`` for a contiguous layout)."""
+    return layout.used + 6 + USED_ELEM_SIZE * layout.size - layout.desc
+
+
+def check_layout(L: Any, size: Any, desc: Any, avail: Any, used: Any) -> Step:
+    """A ring needs a power-of-two size up to 32768 and parts aligned to 16, 2 and 4 (§2.7, §2.7.1)."""
+    pow2 = L.And(L.ULT(0, size), (size & (size - 1)) == 0, L.ULE(size, MAX_QUEUE_SIZE))
+    aligned = L.And(L.mod(desc, 16) == 0, L.mod(avail, 2) == 0, L.mod(used, 4) == 0)
+    return step([(L.And(pow2, aligned), LAYOUT)], None)
+
+
+# ---------------------------------------------------------------- symbolic core
+
+@dataclass(frozen=True, slots=True)
+class DriverRing:
+    """What the driver knows. Indices are free-running u16 counters kept in ``[0, 2^16)``."""
+
+    size: int
+    event_idx: bool                 # VIRTIO_F_EVENT_IDX negotiated
+    indirect: bool                  # VIRTIO_F_INDIRECT_DESC negotiated
+    in_use: tuple[bool, ...]        # per descriptor: not on the free list (made available)
+    chain_of: tuple[int, ...]       # per descriptor in use: the head of its chain
+    wlen: tuple[int, ...]           # per head in flight: device-writable bytes offered
+    num_free: int
+    avail_idx: int                  # available idx (written to the ring after each add)
+    num_added: int                  # added since the last kick_prepare
+    last_used: int                  # next used entry to read
+    avail_ring: tuple[int, ...]     # heads written into the available ring
+    avail_flags: int                # flags as written in the available ring
+    cb_disabled: bool               # VRING_AVAIL_F_NO_INTERRUPT in the driver's shadow
+    used_event: int                 # used_event as written
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRing:
+    """What the device knows."""
+
+    size: int
+    event_idx: bool
+    last_avail: int                 # next available entry to read
+    avail_seen: int                 # the available idx last accepted
+    used_idx: int                   # used idx (written to the ring after each add_used)
+    signalled: int                  # used idx at the last need_notify
+    held: tuple[bool, ...]          # per head: popped and not yet returned
+    wlen: tuple[int, ...]           # per held head: device-writable bytes of its chain
+    used_id: tuple[int, ...]        # used ring entries written
+    used_len: tuple[int, ...]
+    used_flags: int                 # flags as written in the used ring
+    avail_event: int                # avail_event as written
+
+
+def driver_init(size: int, event_idx: Any, indirect: Any, callback: bool = True, start: int = 0) -> DriverRing:
+    """A fresh ring (``vring_new_virtqueue``): all descriptors free, indices at ``start`` (0 on a real device)."""
+    z = (0,) * size
+    no_irq = not callback
+    return DriverRing(size=size, event_idx=event_idx, indirect=indirect, in_use=(False,) * size, chain_of=z,
+                      wlen=z, num_free=size, avail_idx=start, num_added=0, last_used=start, avail_ring=z,
+                      avail_flags=CONCRETE.If(no_irq and not event_idx, VRING_AVAIL_F_NO_INTERRUPT, 0),
+                      cb_disabled=no_irq, used_event=0)
+
+
+def device_init(size: int, event_idx: Any, start: int = 0) -> DeviceRing:
+    """A device ring after reset: nothing held, indices at ``start``."""
+    z = (0,) * size
+    return DeviceRing(size=size, event_idx=event_idx, last_avail=start, avail_seen=start, used_idx=start,
+                      signalled=start, held=(False,) * size, wlen=z, used_id=z, used_len=z, used_flags=0,
+                      avail_event=0)
+
+
+def u16(L: Any, x: Any) -> Any:
+    """Return ``x mod 2^16``: ring indices are free-running u16 counters (§2.7.6, §2.7.8)."""
+    return L.wrap(x, U16)
+
+
+def is_picked(L: Any, sel: Any, i: int) -> Any:
+    """Return whether descriptor ``i`` is in the selection bitmask ``sel``."""
+    return ((sel >> i) & 1) == 1
+
+
+def is_head_in_flight(L: Any, d: DriverRing, h: Any) -> Any:
+    """Return whether ``h`` is the head of a chain the driver made available and has not taken back."""
+    return L.any_idx(d.size, lambda i: L.And(h == i, d.in_use[i], d.chain_of[i] == i))
+
+
+def count_in_flight(L: Any, d: DriverRing) -> Any:
+    """Return the number of heads in flight."""
+    return L.count(d.size, lambda i: L.And(d.in_use[i], d.chain_of[i] == i))
+
+
+def free_chain(L: Any, d: DriverRing, head: Any) -> DriverRing:
+    """Return ``d`` with every descriptor of ``head``'s chain back on the free list."""
+    mine = [L.And(d.in_use[i], d.chain_of[i] == head) for i in range(d.size)]
+    return replace(d, in_use=tuple(L.If(m, False, u) for m, u in zip(mine, d.in_use)),
+                   num_free=d.num_free + sum(L.If(m, 1, 0) for m in mine))
+
+
+def add_buf(L: Any, d: DriverRing, head: Any, sel: Any, n_out: Any, n_in: Any, total: Any, wlen: Any,
+            indirect_used: Any) -> Step:
+    """Expose a buffer of ``n_out`` readable and ``n_in`` writable elements (§2.7.13 steps 1-5).
+
+    ``sel`` is the bitmask of descriptors the allocator chose (the head alone for an indirect
+    table); the buffer has ``total`` bytes of which ``wlen`` are device-writable. The head goes into the next available slot and ``idx``
+    advances (Linux publishes ``idx`` on every add).
+    """
+    n = n_out + n_in
+    used = L.If(indirect_used, 1, n)
+    picked = [is_picked(L, sel, i) for i in range(d.size)]
+    guards = [(L.And(L.ULE(1, n), L.ULE(n, d.size), L.ULE(0, n_out), L.ULE(0, n_in),
+                     L.ULE(0, wlen), L.ULE(wlen, total), L.ULE(total, chain.U32_MAX)), SG_COUNT),
+              (L.ULE(used, d.num_free), NO_SPACE),
+              (L.And(L.any_idx(d.size, lambda i: L.And(head == i, picked[i])),
+                     L.all_idx(d.size, lambda i: L.Implies(picked[i], L.Not(d.in_use[i]))),
+                     sum(L.If(p, 1, 0) for p in picked) == used,
+                     L.Implies(indirect_used, L.And(d.indirect, L.ULT(1, n)))), ALLOC)]
+    new = replace(d, in_use=tuple(L.Or(p, u) for p, u in zip(picked, d.in_use)),
+                  chain_of=tuple(L.If(p, head, c) for p, c in zip(picked, d.chain_of)),
+                  wlen=L.update(d.wlen, head, wlen), num_free=d.num_free - used,
+                  avail_ring=L.update(d.avail_ring, L.mod(d.avail_idx, d.size), head),
+                  avail_idx=u16(L, d.avail_idx + 1), num_added=u16(L, d.num_added + 1))
+    return step(guards, new, out=head)
+
+
+def kick_prepare(L: Any, d: DriverRing, avail_event: Any, used_flags: Any) -> Step:
+    """Decide whether to notify the device after publishing (§2.7.10.1; ``virtqueue_kick_prepare``).
+
+    Reads ``avail_event`` (EVENT_IDX) or the used ring's ``flags`` from device-written memory.
+    """
+    old = u16(L, d.avail_idx - d.num_added)
+    kick = L.If(d.event_idx, vring_need_event(L, avail_event, d.avail_idx, old),
+                (used_flags & VRING_USED_F_NO_NOTIFY) == 0)
+    return step([], replace(d, num_added=0), out=kick)
+
+
+def get_used(L: Any, d: DriverRing, used_idx: Any, id: Any, length: Any) -> Step:
+    """Take back the next used buffer (§2.7.14; ``virtqueue_get_buf``), validating what the device wrote.
+
+    ``used_idx``, ``id`` and ``length`` are read from the used ring. Refused: an empty ring, an index
+    that runs past the buffers in flight, an id that is no head in flight (Linux BAD_RING), a
+    length larger than the buffer's writable bytes (Linux used-length hardening).
+    """
+    pending = u16(L, used_idx - d.last_used)
+    guards = [(L.Not(pending == 0), USED_EMPTY),
+              (L.ULE(pending, u16(L, d.avail_idx - d.last_used)), USED_IDX),
+              (L.And(L.ULE(0, id), L.ULT(id, d.size), is_head_in_flight(L, d, id)), USED_ID),
+              (L.And(L.ULE(0, length), L.ULE(length, L.at(d.wlen, id))), USED_LEN)]
+    last_used = u16(L, d.last_used + 1)
+    new = replace(free_chain(L, d, id), last_used=last_used,
+                  used_event=L.If(d.cb_disabled, d.used_event, last_used))
+    return step(guards, new, out=(id, length))
+
+
+def disable_cb(L: Any, d: DriverRing) -> Step:
+    """Ask for no used-buffer notifications (``virtqueue_disable_cb``): flags 1, or ``used_event`` 0 with EVENT_IDX."""
+    first = L.Not(d.cb_disabled)
+    return step([], replace(d, cb_disabled=True,
+                            avail_flags=L.If(L.And(first, L.Not(d.event_idx)), VRING_AVAIL_F_NO_INTERRUPT, d.avail_flags),
+                            used_event=L.If(L.And(first, d.event_idx), 0, d.used_event)))
+
+
+def enable_cb(L: Any, d: DriverRing, used_idx: Any) -> Step:
+    """Re-enable used-buffer notifications and re-check (``virtqueue_enable_cb``); out: nothing pending."""
+    return step([], replace(d, cb_disabled=False, used_event=d.last_used,
+                            avail_flags=L.If(d.event_idx, d.avail_flags, 0)),
+                out=u16(L, used_idx) == d.last_used)
+
+
+def detach_unused(L: Any, d: DriverRing, head: Any) -> Step:
+    """Take back a buffer the (reset) device never used (``virtqueue_detach_unused_buf``: idx goes back one)."""
+    guards = [(L.And(L.ULE(0, head), L.ULT(head, d.size), is_head_in_flight(L, d, head)), DETACH)]
+    return step(guards, replace(free_chain(L, d, head), avail_idx=u16(L, d.avail_idx - 1)), out=head)
+
+
+def driver_reinit(L: Any, d: DriverRing) -> Step:
+    """Restart an idle ring from index 0 (``virtqueue_reinit_split``); every buffer must be back."""
+    guards = [(d.num_free == d.size, DETACH)]
+    return step(guards, replace(d, avail_idx=0, num_added=0, last_used=0, avail_flags=0, cb_disabled=False,
+                                used_event=0))
+
+
+def pop_avail(L: Any, v: DeviceRing, avail_idx: Any, head: Any, wlen: Any) -> Step:
+    """Take the next available head (§2.7.13; vringh ``__vringh_get_head``), validating what the driver wrote.
+
+    ``avail_idx`` and ``head`` are read from the available ring; ``wlen`` is the writable length
+    of the chain the walk accepted. Refused: an index more than the queue size ahead
+    (CVE-2016-5403), an empty ring, a head outside the table, a head the device already holds.
+    """
+    window = u16(L, avail_idx - v.last_avail)
+    guards = [(L.ULE(window, v.size), AVAIL_IDX),
+              (L.Not(window == 0), AVAIL_EMPTY),
+              (L.And(L.ULE(0, head), L.ULT(head, v.size)), HEAD_RANGE),
+              (L.Not(L.at(v.held, head)), INUSE)]
+    new = replace(v, avail_seen=avail_idx, last_avail=u16(L, v.last_avail + 1),
+                  held=L.update(v.held, head, True), wlen=L.update(v.wlen, head, wlen))
+    return step(guards, new, out=head)
+
+
+def add_used(L: Any, v: DeviceRing, id: Any, length: Any) -> Step:
+    """Return a held buffer with ``length`` bytes written (§2.7.8; ``vringh_complete``)."""
+    guards = [(L.And(L.ULE(0, id), L.ULT(id, v.size), L.at(v.held, id)), HELD),
+              (L.And(L.ULE(0, length), L.ULE(length, L.at(v.wlen, id))), DEV_LEN)]
+    slot = L.mod(v.used_idx, v.size)
+    new = replace(v, used_id=L.update(v.used_id, slot, id), used_len=L.update(v.used_len, slot, length),
+                  used_idx=u16(L, v.used_idx + 1), held=L.update(v.held, id, False))
+    return step(guards, new)
+
+
+def need_notify(L: Any, v: DeviceRing, used_event: Any, avail_flags: Any) -> Step:
+    """Decide whether to notify the driver of used buffers (§2.7.7.2; ``vringh_need_notify``)."""
+    notify = L.If(v.event_idx, vring_need_event(L, used_event, v.used_idx, v.signalled),
+                  (avail_flags & VRING_AVAIL_F_NO_INTERRUPT) == 0)
+    return step([], replace(v, signalled=v.used_idx), out=notify)
+
+
+def enable_notify(L: Any, v: DeviceRing, avail_idx: Any) -> Step:
+    """Ask for available-buffer notifications again (``vringh_notify_enable``); out: nothing new arrived."""
+    return step([], replace(v, used_flags=L.If(v.event_idx, v.used_flags, 0),
+                            avail_event=L.If(v.event_idx, v.last_avail, v.avail_event)),
+                out=u16(L, avail_idx) == v.last_avail)
+
+
+def disable_notify(L: Any, v: DeviceRing) -> Step:
+    """Ask for no available-buffer notifications (``vringh_notify_disable``: flags 1 without EVENT_IDX)."""
+    return step([], replace(v, used_flags=L.If(v.event_idx, v.used_flags, VRING_USED_F_NO_NOTIFY)))
+
+
+def device_reset(L: Any, v: DeviceRing) -> Step:
+    """Forget every buffer (device reset, §2.4): nothing held, indices at 0."""
+    return step([], device_init(v.size, v.event_idx))
+
+
+# ---------------------------------------------------------------- concrete sides
+
+class _Side:
+    """Shared plumbing: a core state, the last step's args and out (for rule checks), a broken mark."""
+
+    state: Any
+    broken: str | None = None
+
+    def _guard(self, sp: Step, args: dict, detail: str = "") -> None:
+        """Raise the first failed guard's error (a peer violation also marks the ring broken)."""
+        self.last_args.clear()
+        self.last_args.update(args)
+        self.last_out = sp.out
+        if self.broken:
+            raise errors.fail(self.broken, "the ring was marked broken earlier")
+        clause = first_failed(sp)
+        if clause is not None:
+            self._refuse(errors.fail(clause, detail))
+
+    def _refuse(self, e: errors.ModelError) -> None:
+        if isinstance(e, errors.PeerViolation):
+            self.broken = e.clause
+        raise e
+
+    def _run(self, sp: Step, args: dict, detail: str = "") -> Any:
+        self._guard(sp, args, detail)
+        self.state = sp.new
+        return sp.out
+
+
+class SplitDriver(_Side):
+    """The driver side (in the secondary): Linux 6.1 ``virtio_ring.c`` policy over a ``MemoryView``.
+
+    ``indirect_arena=(addr, max_entries)`` holds indirect tables: the table of head ``h`` is at
+    ``addr + h * max_entries * 16``; a buffer of more elements goes direct (a failed kmalloc).
+    """
+
+    def __init__(self, mem: MemoryView, layout: SplitLayout, *, event_idx: bool = False, indirect: bool = False,
+                 notify: Callable[[], None] = lambda: None, indirect_arena: tuple[int, int] | None = None,
+                 callback: bool = True, start: int = 0):
+        apply(check_layout(CONCRETE, layout.size, layout.desc, layout.avail, layout.used), f"{layout}")
+        self.mem, self.layout, self.notify = mem, layout, notify
+        self.arena = indirect_arena if indirect else None
+        n = layout.size
+        self.state = driver_init(n, event_idx, indirect, callback, start)
+        self.next_link = [i + 1 if i + 1 < n else 0 for i in range(n)]   # Linux desc_extra[i].next
+        self.free_head = 0
+        self.tokens: dict[int, Any] = {}            # head -> token (desc_state[head].data)
+        self.chains: dict[int, tuple[int, ...]] = {}  # head -> descriptors of its chain, in order
+        self.last_out: Any = None
+        self.last_args: dict = {}
+        self.broken = None
+        mem.write(layout.desc, bytes(DESC_SIZE * n))
+        mem.write(layout.avail, bytes(6 + 2 * n))
+        mem.write(layout.used, bytes(6 + USED_ELEM_SIZE * n))     # §2.7.10.1#1: used flags start at 0
+        write_le(mem, layout.avail, 2, self.state.avail_flags)
+        write_le(mem, layout.avail + 2, 2, start)
+        write_le(mem, layout.used + 2, 2, start)
+
+    def _use_indirect(self, total: int) -> bool:
+        s = self.state
+        return bool(self.arena and s.indirect and total > 1 and s.num_free and total <= self.arena[1])
+
+    def add_buf(self, out: list[tuple[int, int]], inn: list[tuple[int, int]], token: Any) -> int:
+        """Expose a buffer (``virtqueue_add_sgs``); return its head. ``Exhausted`` when descriptors run out."""
+        s, lay = self.state, self.layout
+        segs = [(a, n, 0) for a, n in out] + [(a, n, VIRTQ_DESC_F_WRITE) for a, n in inn]
+        indirect = self._use_indirect(len(segs))
+        used = 1 if indirect else len(segs)
+        picks, i = [], self.free_head
+        for _ in range(min(used, s.num_free, s.size)):
+            picks.append(i)
+            i = self.next_link[i]
+        args = dict(head=self.free_head, sel=sum(1 << p for p in set(picks)), n_out=len(out), n_in=len(inn),
+                    total=sum(n for _, n, _ in segs), wlen=sum(n for _, n in inn), indirect_used=indirect)
+        sp = add_buf(CONCRETE, s, **args)
+        if first_failed(sp) == NO_SPACE and out:
+            self.notify()                       # Linux forces a notify when a buffer with out parts does not fit
+        head = self._run(sp, args, f"{len(out)}+{len(inn)} elements, {s.num_free} free")
+        if indirect:
+            table = self.arena[0] + head * self.arena[1] * DESC_SIZE
+            for j, (a, n, w) in enumerate(segs):
+                last = j == len(segs) - 1
+                self.mem.write(table + DESC_SIZE * j,
+                               chain.Desc(a, n, w | (0 if last else VIRTQ_DESC_F_NEXT), j + 1).encode())
+            self.mem.write(lay.desc_at(head), chain.Desc(table, len(segs) * DESC_SIZE, VIRTQ_DESC_F_INDIRECT,
+                                                         self.next_link[head]).encode())
+        else:
+            for k, (d, (a, n, w)) in enumerate(zip(picks, segs)):
+                last = k == len(segs) - 1
+                self.mem.write(lay.desc_at(d), chain.Desc(a, n, w | (0 if last else VIRTQ_DESC_F_NEXT),
+                                                          self.next_link[d]).encode())
+        self.free_head = i
+        self.tokens[head], self.chains[head] = token, tuple(picks)
+        s = self.state
+        write_le(self.mem, lay.avail_ring_at((s.avail_idx - 1) % s.size), 2, head)
+        write_le(self.mem, lay.avail + 2, 2, s.avail_idx)
+        if s.num_added == 0xFFFF:               # Linux: kick before num_added can wrap
+            self.kick()
+        return head
+
+    def kick_prepare(self) -> bool:
+        """Return whether the device wants a notification now (``virtqueue_kick_prepare``)."""
+        lay = self.layout
+        args = dict(avail_event=read_le(self.mem, lay.avail_event(), 2), used_flags=read_le(self.mem, lay.used, 2))
+        return self._run(kick_prepare(CONCRETE, self.state, **args), args)
+
+    def kick(self) -> bool:
+        """``virtqueue_kick``: notify the device if it asked for it; return whether it was notified."""
+        if self.kick_prepare():
+            self.notify()
+            return True
+        return False
+
+    def get_used(self) -> tuple[Any, int]:
+        """Take back the next used buffer: ``(token, len)``. ``Exhausted`` when none; ``PeerViolation`` on bad entries."""
+        s, lay = self.state, self.layout
+        used_idx = read_le(self.mem, lay.used + 2, 2)
+        id_, length = struct.unpack("<II", self.mem.read(lay.used_elem_at(s.last_used % s.size), USED_ELEM_SIZE))
+        args = dict(used_idx=used_idx, id=id_, length=length)
+        self._run(get_used(CONCRETE, s, **args), args, f"used idx {used_idx}, id {id_}, len {length}")
+        token = self._release(id_)
+        if not self.state.cb_disabled:
+            write_le(self.mem, lay.used_event(), 2, self.state.used_event)
+        return token, length
+
+    def _release(self, head: int) -> Any:
+        """Put ``head``'s chain back at the front of the free list (``detach_buf_split``); return its token.
+
+        Linux walks the NEXT flags in the shared table here (a device could rewrite them); the
+        model walks its private record of the chain instead.
+        """
+        picks = self.chains.pop(head)
+        self.next_link[picks[-1]] = self.free_head
+        self.free_head = head
+        return self.tokens.pop(head)
+
+    def get_buf(self) -> tuple[Any, int] | None:
+        """``virtqueue_get_buf``: ``(token, len)`` or None when no used buffer is pending."""
+        try:
+            return self.get_used()
+        except errors.Exhausted:
+            return None
+
+    def disable_cb(self) -> None:
+        """``virtqueue_disable_cb``."""
+        was = self.state.cb_disabled
+        self._run(disable_cb(CONCRETE, self.state), {})
+        if not was:
+            if self.state.event_idx:
+                write_le(self.mem, self.layout.used_event(), 2, self.state.used_event)
+            else:
+                write_le(self.mem, self.layout.avail, 2, self.state.avail_flags)
+
+    def enable_cb(self) -> bool:
+        """``virtqueue_enable_cb``: True if no used buffer is pending (else the caller should poll again).
+
+        Publishes first (``enable_cb_prepare``), then re-reads the used idx (``virtqueue_poll``); the
+        new state does not depend on that read.
+        """
+        s = self.state
+        published = enable_cb(CONCRETE, s, s.last_used).new
+        if s.cb_disabled and not s.event_idx:
+            write_le(self.mem, self.layout.avail, 2, published.avail_flags)
+        write_le(self.mem, self.layout.used_event(), 2, published.used_event)
+        args = dict(used_idx=read_le(self.mem, self.layout.used + 2, 2))
+        return self._run(enable_cb(CONCRETE, s, **args), args)
+
+    def detach_unused(self) -> Any:
+        """After a device reset, take back one buffer never used (lowest head first); its token or None."""
+        s = self.state
+        for h in range(s.size):
+            if h in self.tokens:
+                args = dict(head=h)
+                self._run(detach_unused(CONCRETE, s, h), args)
+                write_le(self.mem, self.layout.avail + 2, 2, self.state.avail_idx)
+                return self._release(h)
+        return None
+
+    def reinit(self) -> None:
+        """Restart the idle ring from index 0 (after every buffer was detached or used)."""
+        self._run(driver_reinit(CONCRETE, self.state), {})
+        lay = self.layout
+        for addr in (lay.avail, lay.avail + 2, lay.used_event(), lay.used, lay.used + 2, lay.avail_event()):
+            write_le(self.mem, addr, 2, 0)
+
+    def reset_broken(self) -> None:
+        """Forget a broken mark (the transport reset the device and the driver re-probes)."""
+        self.broken = None
+
+
+class SplitDevice(_Side):
+    """The device side (in the primary) over its own ``MemoryView`` of the shared bytes.
+
+    ``in_region(addr, len)`` says whether a driver address range lies in the shared region;
+    ``to_local(addr)`` turns a driver address into one of this view (two views of the same bytes
+    may sit at different addresses).
+    """
+
+    def __init__(self, mem: MemoryView, layout: SplitLayout, *, event_idx: bool = False, indirect: bool = False,
+                 notify: Callable[[], None] = lambda: None, in_region: Callable[[int, int], bool],
+                 to_local: Callable[[int], int] = lambda a: a, start: int = 0):
+        apply(check_layout(CONCRETE, layout.size, layout.desc, layout.avail, layout.used), f"{layout}")
+        self.mem, self.layout, self.notify = mem, layout, notify
+        self.indirect, self.in_region, self.to_local = indirect, in_region, to_local
+        self.state = device_init(layout.size, event_idx, start)
+        self.chains: dict[int, chain.Chain] = {}
+        self.last_out: Any = None
+        self.last_args: dict = {}
+        self.broken = None
+
+    def _read_desc(self, i: int) -> chain.Desc:
+        return chain.Desc.decode(self.mem.read(self.layout.desc_at(i), DESC_SIZE))
+
+    def _read_table(self, table: int, j: int) -> chain.Desc:
+        return chain.Desc.decode(self.mem.read(self.to_local(table) + DESC_SIZE * j, DESC_SIZE))
+
+    def pop_avail(self) -> chain.Chain:
+        """Take and validate the next available chain. ``Exhausted`` when none; ``PeerViolation`` on a bad one."""
+        v, lay = self.state, self.layout
+        avail_idx = read_le(self.mem, lay.avail + 2, 2)
+        head = read_le(self.mem, lay.avail_ring_at(v.last_avail % v.size), 2)
+        args = dict(avail_idx=avail_idx, head=head, wlen=0)
+        self._guard(pop_avail(CONCRETE, v, **args), args, f"avail idx {avail_idx}, last {v.last_avail}, head {head}")
+        try:                                     # commit only once the chain is valid too
+            c = chain.walk_chain(head, v.size, self.indirect, self._read_desc, self._read_table, self.in_region)
+        except errors.PeerViolation as e:
+            self._refuse(e)
+        args["wlen"] = c.wlen
+        self._run(pop_avail(CONCRETE, v, **args), args)
+        self.chains[head] = c
+        return c
+
+    def next_chain(self) -> chain.Chain | None:
+        """The next available chain, or None when the ring is empty."""
+        try:
+            return self.pop_avail()
+        except errors.Exhausted:
+            return None
+
+    def read(self, c: chain.Chain) -> bytes:
+        """Return the bytes of ``c``'s device-readable part."""
+        return b"".join(self.mem.read(self.to_local(a), n) for a, n in c.readable)
+
+    def write(self, c: chain.Chain, data: bytes) -> int:
+        """Write ``data`` into ``c``'s device-writable part from its start (§2.7.8.2); return bytes written."""
+        done = 0
+        for a, n in c.writable:
+            part = data[done:done + n]
+            if not part:
+                break
+            self.mem.write(self.to_local(a), part)
+            done += len(part)
+        return done
+
+    def add_used(self, head: int, length: int) -> None:
+        """Publish ``(head, length)`` in the used ring, then the used idx (§2.7.8.2#1)."""
+        v, lay = self.state, self.layout
+        args = dict(id=head, length=length)
+        self._run(add_used(CONCRETE, v, **args), args, f"head {head}, len {length}")
+        self.mem.write(lay.used_elem_at(v.used_idx % v.size), struct.pack("<II", head, length))
+        write_le(self.mem, lay.used + 2, 2, self.state.used_idx)
+        self.chains.pop(head, None)
+
+    def need_notify(self) -> bool:
+        """Return whether the driver wants a used-buffer notification now."""
+        lay = self.layout
+        args = dict(used_event=read_le(self.mem, lay.used_event(), 2), avail_flags=read_le(self.mem, lay.avail, 2))
+        return self._run(need_notify(CONCRETE, self.state, **args), args)
+
+    def enable_notify(self) -> bool:
+        """Ask for kicks again; True if no new buffer arrived meanwhile."""
+        v, lay = self.state, self.layout
+        published = enable_notify(CONCRETE, v, v.last_avail).new
+        if v.event_idx:
+            write_le(self.mem, lay.avail_event(), 2, published.avail_event)
+        else:
+            write_le(self.mem, lay.used, 2, published.used_flags)
+        args = dict(avail_idx=read_le(self.mem, lay.avail + 2, 2))
+        return self._run(enable_notify(CONCRETE, v, **args), args)
+
+    def disable_notify(self) -> None:
+        """Ask for no kicks (flags 1 without EVENT_IDX)."""
+        self._run(disable_notify(CONCRETE, self.state), {})
+        if not self.state.event_idx:
+            write_le(self.mem, self.layout.used, 2, self.state.used_flags)
+
+    def reset(self) -> None:
+        """Device reset: forget every buffer and any broken mark."""
+        self.broken = None
+        self._run(device_reset(CONCRETE, self.state), {})
+        self.chains.clear()
