@@ -1,0 +1,136 @@
+"""Proof subject: notification suppression races and ``vring_need_event`` (virtio 1.3 §2.7.10, App. A).
+
+Race obligations unroll ``races.MAX_STEPS`` scheduler steps: at each step a symbolic choice says
+whether the driver or the device moves, and a symbolic batch (1..queue size) says how many
+buffers a publish makes available. The start index, the stale ``avail_event`` and the NO_NOTIFY
+flag are symbolic, so every wrap position is covered. A counterexample decodes to a schedule
+(``{"actor", "batch"}`` per step, cut at the first bad step) that ``replay`` runs on the concrete
+race model (``races.run_schedule``), which names the root-cause clause.
+
+``vring_need_event`` lemmas hold for all 16-bit values (no bound at all).
+"""
+from __future__ import annotations
+
+from t1virtio import state as st
+from t1virtio.logic import CONCRETE, z3_logic
+from t1virtio.preset import SMALL
+from t1virtio.proofs.engine import Custom, Subject
+from t1virtio.virtio import notify, races
+
+U16_MOD = 1 << races.U16
+
+
+def _template(mode: str = races.EVENT_IDX) -> races.RaceState:
+    return races.initial()
+
+
+def _unroll(mode: str, bad_at):
+    """Return (negated obligation, decoder) for "no step of any schedule is bad"."""
+    import z3
+    L = z3_logic()
+    s = st.symbolize(_template(mode), f"{mode}.s0")
+    s0 = s
+    pre = [races.is_initial(L, s0)]
+    actors, batches, bads = [], [], []
+    for t in range(races.MAX_STEPS):
+        driver = z3.Bool(f"driver@{t}")
+        batch = z3.BitVec(f"batch@{t}", races.U16)
+        pre += [z3.ULE(1, batch), z3.ULE(batch, races.max_batch(SMALL))]
+        dsp = races.driver_step(L, s, mode, batch)
+        vsp = races.device_step(L, s, mode)
+        nxt = L.If(driver, dsp.new, vsp.new)
+        bads.append(bad_at(L, s, driver, dsp, nxt))
+        actors.append(driver)
+        batches.append(batch)
+        s = nxt
+
+    def decode(m):
+        first = next(t for t, b in enumerate(bads) if z3.is_true(m.eval(b, model_completion=True)))
+        steps = [{"actor": "driver" if z3.is_true(m.eval(actors[t], model_completion=True)) else "device",
+                  "batch": m.eval(batches[t], model_completion=True).as_long()} for t in range(first + 1)]
+        start = st.decode(m, s0)
+        story = races.run_schedule(mode, start, [(x["actor"], x["batch"]) for x in steps]).story
+        return {"mode": mode, "initial": st.to_json(start), "steps": steps, "story": story}
+    return L.And(*pre, L.Or(*bads)), decode
+
+
+def _replay_schedule(cex: dict) -> str | None:
+    mode = cex["mode"]
+    s0 = st.from_json(_template(mode), cex["initial"])
+    run = races.run_schedule(mode, s0, [(x["actor"], x["batch"]) for x in cex["steps"]])
+    return run.worst()
+
+
+def _no_lost(mode: str):
+    def negated():
+        return _unroll(mode, lambda L, s, driver, dsp, nxt: races.is_lost_notification(L, nxt))
+    return Custom(f"{mode}⊢no-lost-notification", "VIRTIO/model/notify#no-lost-notification",
+                  negated, _replay_schedule)
+
+
+def _exactly_at_event():
+    """Every kick decision in every schedule is exactly "avail_event lies in the published window"."""
+    def bad(L, s, driver, dsp, nxt):
+        deciding = s.driver_pc == races.driver_program().index(races.DECIDE)
+        due = races.is_in_window(L, s.seen_event, s.shadow, s.old_idx)
+        return L.And(driver, deciding, dsp.out != due)
+    return Custom(f"{races.EVENT_IDX}⊢notify-exactly-at-event", "VIRTIO/model/notify#exactly-once",
+                  lambda: _unroll(races.EVENT_IDX, bad), _replay_schedule)
+
+
+# vring_need_event over all u16 values
+def _need(L, e, new, old):
+    return notify.vring_need_event(L, e, new, old)
+
+
+def _lemma(name: str, clause: str, variables: tuple[str, ...], holds):
+    """A lemma ``holds(L, **vars)`` over 16-bit variables; replay re-evaluates it concretely."""
+    def negated():
+        import z3
+        L = z3_logic()
+        xs = {v: z3.BitVec(v, races.U16) for v in variables}
+        pre, post = holds(L, **xs)
+
+        def decode(m):
+            return {"values": {v: m.eval(x, model_completion=True).as_long() for v, x in xs.items()}}
+        return L.And(pre, L.Not(post)), decode
+
+    def replay(cex: dict) -> str | None:
+        pre, post = holds(CONCRETE, **cex["values"])
+        return clause if pre and not post else None
+    return Custom(f"vring_need_event⊢{name}", clause, negated, replay)
+
+
+def _window(L, e, new, old):
+    """Notify iff ``e`` lies in [old, new) modulo 2^16 (App. A's "equivalently"); never for an empty window."""
+    return True, (_need(L, e, new, old) == races.is_in_window(L, e, new, old))
+
+
+def _wrap(L, e, new, old, k):
+    """Shifting every index by ``k`` (any wrap position) changes nothing."""
+    shift = lambda x: L.wrap(x + k, races.U16)  # noqa: E731
+    return True, (_need(L, shift(e), shift(new), shift(old)) == _need(L, e, new, old))
+
+
+def _split(L, e, old, mid, new):
+    """Publishing old..mid then mid..new notifies exactly once iff old..new in one go would (no wrap past 2^16)."""
+    a, b = L.wrap(mid - old, races.U16), L.wrap(new - mid, races.U16)
+    fits = _fits(L, a, b)
+    first, second, whole = _need(L, e, mid, old), _need(L, e, new, mid), _need(L, e, new, old)
+    return fits, L.And(L.Not(L.And(first, second)), whole == L.Or(first, second))
+
+
+def _fits(L, a, b):
+    """Return whether two window lengths add up to less than 2^16."""
+    if L.symbolic:
+        import z3
+        return z3.ULT(z3.ZeroExt(1, a) + z3.ZeroExt(1, b), U16_MOD)
+    return a + b < U16_MOD
+
+
+SUBJECTS = [Subject(
+    component="virtio_races", template=_template, ops=(), preset=f"bounded: {races.MAX_STEPS} steps, any start index",
+    customs=(_no_lost(races.EVENT_IDX), _no_lost(races.FLAGS), _exactly_at_event(),
+             _lemma("window", "VIRTIO/model/notify#need-event-window", ("e", "new", "old"), _window),
+             _lemma("wrap-invariant", "VIRTIO/model/notify#need-event-window", ("e", "new", "old", "k"), _wrap),
+             _lemma("split-window-once", "VIRTIO/model/notify#exactly-once", ("e", "old", "mid", "new"), _split)))]
