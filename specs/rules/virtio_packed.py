@@ -1,0 +1,102 @@
+"""Rules of the packed virtqueue: what any conforming driver or device may do in one step (§2.8).
+
+Notification rules are stated on positions, independently of Linux's u16 ``vring_need_event``
+arithmetic that the model uses: the event descriptor ``E`` is in the window of the last ``k``
+descriptors before ``P`` iff ``1 <= distance(E, P) <= k``.
+"""
+from __future__ import annotations
+
+from t1virtio.virtio.packed import (RING_EVENT_FLAGS_DESC, RING_EVENT_FLAGS_DISABLE, distance, is_avail, is_used)
+from t1virtio.specs.rules import rule
+
+
+def _others_kept(L, old, new, id):
+    return L.all_idx(len(old), lambda k: L.Implies(L.Not(id == k), new[k] == old[k]))
+
+
+def _passed(L, num, off, ewrap, slot, wrap, count):
+    """The event position (off, ewrap) is one of the ``count`` positions before (slot, wrap)."""
+    dist = distance(L, num, off, ewrap, slot, wrap)
+    return L.And(L.ULE(1, dist), L.ULE(dist, count))
+
+
+@rule("virtio_packed_driver", "add", "VIRTIO/model/packed/driver#add-rule")
+def rule_add_publishes(L, old, args, ok, new, out):
+    """Accepted iff it fits with a free id; the id becomes outstanding with n descriptors, the head is
+    the old next_avail, next_avail moves n positions (wrap flip included), nothing else changes."""
+    n, id = args["n"], args["id"]
+    legal = L.And(L.Not(old.detached), L.ULE(1, n), L.ULE(n, old.num_free),
+                  L.ULE(0, id), L.ULT(id, old.num), L.at(old.ndesc, id) == 0)
+    return L.And(ok == legal, L.Implies(ok, L.And(
+        L.at(new.ndesc, id) == n, _others_kept(L, old.ndesc, new.ndesc, id),
+        new.num_free == old.num_free - n,
+        distance(L, old.num, old.next_avail, old.avail_wrap, new.next_avail, new.avail_wrap) == n,
+        new.last_used == old.last_used, new.used_wrap == old.used_wrap,
+        out[0] == old.next_avail, out[1] == old.avail_wrap)))
+
+
+@rule("virtio_packed_driver", "get_used", "VIRTIO/model/packed/driver#get-used-rule")
+def rule_get_used_validates(L, old, args, ok, new, out):
+    """Accepted only for a used descriptor naming an outstanding id with a length within its writable
+    bytes; that id is freed and last_used skips its descriptors."""
+    id, length = args["id"], args["length"]
+    n = L.at(old.ndesc, id)
+    return L.Implies(ok, L.And(
+        L.Not(old.detached), is_used(L, args["avail"], args["used"], old.used_wrap),
+        L.ULE(0, id), L.ULT(id, old.num), L.ULT(0, n), L.ULE(0, length), L.ULE(length, L.at(old.wlen, id)),
+        L.at(new.ndesc, id) == 0, _others_kept(L, old.ndesc, new.ndesc, id),
+        new.num_free == old.num_free + n,
+        distance(L, old.num, old.last_used, old.used_wrap, new.last_used, new.used_wrap) == n,
+        out[0] == id, out[1] == length))
+
+
+@rule("virtio_packed_driver", "kick_prepare", "VIRTIO/model/packed/events#kick-rule")
+def rule_kick_by_event(L, old, args, ok, new, out):
+    """No kick under DISABLE, a kick under ENABLE (or a reserved mode); under DESC, for a valid
+    offset and at most num new descriptors, a kick iff the named position was just published."""
+    flags, off, ewrap = args["flags"], args["off"], args["ewrap"]
+    named = _passed(L, old.num, off, ewrap, old.next_avail, old.avail_wrap, old.num_added)
+    return L.And(ok, new.num_added == 0,
+                 L.Implies(flags == RING_EVENT_FLAGS_DISABLE, L.Not(out)),
+                 L.Implies(L.And(L.Not(flags == RING_EVENT_FLAGS_DISABLE), L.Not(flags == RING_EVENT_FLAGS_DESC)), out),
+                 L.Implies(L.And(flags == RING_EVENT_FLAGS_DESC, L.ULE(old.num_added, old.num), L.ULT(off, old.num)),
+                           out == named))
+
+
+@rule("virtio_packed_device", "pop", "VIRTIO/model/packed/device#pop-rule")
+def rule_pop_in_order(L, old, args, ok, new, out):
+    """Accepted only for an available head and a free id within the in-flight bound; the id is held
+    with n descriptors and next_avail moves n positions from the head."""
+    n, id = args["n"], args["id"]
+    return L.Implies(ok, L.And(
+        is_avail(L, args["avail"], args["used"], old.avail_wrap),
+        L.ULE(0, id), L.ULT(id, old.num), L.at(old.ndesc, id) == 0, L.at(new.ndesc, id) == n,
+        _others_kept(L, old.ndesc, new.ndesc, id), L.ULE(old.in_flight + n, old.num),
+        distance(L, old.num, old.next_avail, old.avail_wrap, new.next_avail, new.avail_wrap) == n,
+        out[0] == old.next_avail, out[1] == old.avail_wrap))
+
+
+@rule("virtio_packed_device", "push_used", "VIRTIO/model/packed/device#push-used-rule")
+def rule_push_used_skips(L, old, args, ok, new, out):
+    """Accepted iff the id is held and the length within its writable bytes; the used descriptor goes
+    at the old next_used, which then skips the buffer's descriptors."""
+    id, length = args["id"], args["length"]
+    n = L.at(old.ndesc, id)
+    legal = L.And(L.ULE(0, id), L.ULT(id, old.num), L.ULT(0, n), L.ULE(0, length), L.ULE(length, L.at(old.wlen, id)))
+    return L.And(ok == legal, L.Implies(ok, L.And(
+        L.at(new.ndesc, id) == 0, _others_kept(L, old.ndesc, new.ndesc, id),
+        distance(L, old.num, old.next_used, old.used_wrap, new.next_used, new.used_wrap) == n,
+        out[0] == old.next_used, out[1] == old.used_wrap)))
+
+
+@rule("virtio_packed_device", "need_notify", "VIRTIO/model/packed/events#notify-rule")
+def rule_notify_by_event(L, old, args, ok, new, out):
+    """No notification under DISABLE; one otherwise unless DESC (with EVENT_IDX) names a position not
+    used since the last decision (for a valid offset and at most num descriptors used)."""
+    flags, off, ewrap = args["flags"], args["off"], args["ewrap"]
+    named = _passed(L, old.num, off, ewrap, old.next_used, old.used_wrap, old.num_used)
+    desc = L.And(flags == RING_EVENT_FLAGS_DESC, old.event)
+    return L.And(ok, new.num_used == 0,
+                 L.Implies(flags == RING_EVENT_FLAGS_DISABLE, L.Not(out)),
+                 L.Implies(L.And(L.Not(flags == RING_EVENT_FLAGS_DISABLE), L.Not(desc)), out),
+                 L.Implies(L.And(desc, L.ULE(old.num_used, old.num), L.ULT(off, old.num)), out == named))
