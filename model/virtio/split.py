@@ -27,6 +27,7 @@ from typing import Any, Callable
 from t1virtio import errors
 from t1virtio.hyp.memview import MemoryView, read_le, write_le
 from t1virtio.logic import CONCRETE
+from t1virtio.state import bits
 from t1virtio.step import Step, apply, first_failed, step
 from t1virtio.virtio import chain
 from t1virtio.virtio.desc import DESC_SIZE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE
@@ -109,9 +110,9 @@ def check_layout(L: Any, size: Any, desc: Any, avail: Any, used: Any) -> Step:
 
 @dataclass(frozen=True, slots=True)
 class DriverRing:
-    """What the driver knows. Indices are free-running u16 counters kept in ``[0, 2^16)``."""
+    """What the driver knows. Indices are free-running u16 counters kept in ``[0, 2^16)``; tables have
+    one entry per descriptor, so their length is the queue size (a constant in proofs)."""
 
-    size: int
     event_idx: bool                 # VIRTIO_F_EVENT_IDX negotiated
     indirect: bool                  # VIRTIO_F_INDIRECT_DESC negotiated
     in_use: tuple[bool, ...]        # per descriptor: not on the free list (made available)
@@ -122,16 +123,19 @@ class DriverRing:
     num_added: int                  # added since the last kick_prepare
     last_used: int                  # next used entry to read
     avail_ring: tuple[int, ...]     # heads written into the available ring
-    avail_flags: int                # flags as written in the available ring
+    avail_flags: int = bits(16)     # flags as written in the available ring
     cb_disabled: bool               # VRING_AVAIL_F_NO_INTERRUPT in the driver's shadow
     used_event: int                 # used_event as written
+
+    @property
+    def size(self) -> int:
+        return len(self.in_use)
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceRing:
-    """What the device knows."""
+    """What the device knows (tables of queue-size entries, as for the driver)."""
 
-    size: int
     event_idx: bool
     last_avail: int                 # next available entry to read
     avail_seen: int                 # the available idx last accepted
@@ -141,15 +145,19 @@ class DeviceRing:
     wlen: tuple[int, ...]           # per held head: device-writable bytes of its chain
     used_id: tuple[int, ...]        # used ring entries written
     used_len: tuple[int, ...]
-    used_flags: int                 # flags as written in the used ring
-    avail_event: int                # avail_event as written
+    used_flags: int = bits(16)      # flags as written in the used ring
+    avail_event: int = 0            # avail_event as written
+
+    @property
+    def size(self) -> int:
+        return len(self.held)
 
 
 def driver_init(size: int, event_idx: Any, indirect: Any, callback: bool = True, start: int = 0) -> DriverRing:
     """A fresh ring (``vring_new_virtqueue``): all descriptors free, indices at ``start`` (0 on a real device)."""
     z = (0,) * size
     no_irq = not callback
-    return DriverRing(size=size, event_idx=event_idx, indirect=indirect, in_use=(False,) * size, chain_of=z,
+    return DriverRing(event_idx=event_idx, indirect=indirect, in_use=(False,) * size, chain_of=z,
                       wlen=z, num_free=size, avail_idx=start, num_added=0, last_used=start, avail_ring=z,
                       avail_flags=CONCRETE.If(no_irq and not event_idx, VRING_AVAIL_F_NO_INTERRUPT, 0),
                       cb_disabled=no_irq, used_event=0)
@@ -158,7 +166,7 @@ def driver_init(size: int, event_idx: Any, indirect: Any, callback: bool = True,
 def device_init(size: int, event_idx: Any, start: int = 0) -> DeviceRing:
     """A device ring after reset: nothing held, indices at ``start``."""
     z = (0,) * size
-    return DeviceRing(size=size, event_idx=event_idx, last_avail=start, avail_seen=start, used_idx=start,
+    return DeviceRing(event_idx=event_idx, last_avail=start, avail_seen=start, used_idx=start,
                       signalled=start, held=(False,) * size, wlen=z, used_id=z, used_len=z, used_flags=0,
                       avail_event=0)
 

@@ -134,7 +134,7 @@ def inv_pair_exclusive(L, p):
     in_flight = [L.And(d.in_use[h], d.chain_of[h] == h) for h in range(d.size)]
     w_avail, w_used = u16(L, d.avail_idx - v.last_avail), u16(L, v.used_idx - d.last_used)
     held = L.count(d.size, lambda h: v.held[h])
-    return L.And(p.drv.size == p.dev.size, p.drv.event_idx == p.dev.event_idx,
+    return L.And(p.drv.event_idx == p.dev.event_idx,
                  w_avail + held + w_used == count_in_flight(L, d),
                  L.ULE(u16(L, v.avail_seen - v.last_avail), u16(L, d.avail_idx - v.last_avail)),
                  L.all_idx(d.size, lambda h: _places(L, p, h) == L.If(in_flight[h], 1, 0)))
