@@ -146,8 +146,9 @@ def word(like: Any, value: int) -> Any:
 
 
 def get_known_features(L: Any, device_id: Any, like: Any = 0) -> Any:
-    """Return the bits a driver may accept for ``device_id`` on MMIO (0 for an unknown device type)."""
-    out = word(like, 0)
+    """Return the bits a driver may accept for ``device_id`` on MMIO (only the device-independent ones
+    for a device type the model does not know)."""
+    out = word(like, MMIO_TRANSPORT_FEATURES)
     for t in reversed(DEVICE_TYPES):
         out = L.If(device_id == t.device_id, word(like, t.features | MMIO_TRANSPORT_FEATURES), out)
     return out
@@ -169,10 +170,8 @@ def is_requirement_closed(L: Any, device_id: Any, features: Any) -> Any:
 
 
 def is_valid_offer(L: Any, device_id: Any, offered: Any) -> Any:
-    """Return whether a device may offer ``offered``: known bits, requirements offered, VERSION_1."""
-    return L.And(is_subset(L, offered, get_known_features(L, device_id, offered)),
-                 is_requirement_closed(L, device_id, offered),
-                 is_set(L, offered, VIRTIO_F_VERSION_1))
+    """Return whether a device may offer ``offered``: requirements offered too, and VERSION_1."""
+    return L.And(is_requirement_closed(L, device_id, offered), is_set(L, offered, VIRTIO_F_VERSION_1))
 
 
 def is_acceptable(L: Any, device_id: Any, offered: Any, required: Any, accepted: Any) -> Any:

@@ -62,10 +62,12 @@ def is_negotiating(L: Any, s: DeviceStatusState) -> Any:
 
 
 def device_create(L: Any, device_id: Any, offered: Any, required: Any) -> Step:
-    """Create a device of type ``device_id`` offering ``offered`` (the honest driver validates the offer, §2.2.1)."""
+    """Create a device of type ``device_id`` offering ``offered`` (the honest driver validates the offer, §2.2.1).
+
+    Bits this model does not know are allowed in the offer (a device of a later spec version may
+    offer them, §2.2.2); the driver ignores them and never accepts them (§2.2.1).
+    """
     guards = [(features.is_set(L, offered, features.VIRTIO_F_VERSION_1), "VIRTIO/device/Reserved Feature Bits#version-1"),
-              (features.is_subset(L, offered, features.get_known_features(L, device_id, offered)),
-               "VIRTIO/device/Feature Bits#no-unsupported"),
               (features.is_requirement_closed(L, device_id, offered), "VIRTIO/device/Feature Bits#offer-requires"),
               (features.is_subset(L, required, offered & features.MAY_REQUIRE), "VIRTIO/model/status#device-policy")]
     new = DeviceStatusState(device_id=device_id, device_features=offered, device_required=required,
@@ -101,7 +103,7 @@ def write_status(L: Any, s: DeviceStatusState, value: Any) -> Step:
     refused = L.And(has(L, added, FEATURES_OK),
                     L.Not(features.is_acceptable(L, s.device_id, s.device_features, s.device_required,
                                                  s.driver_features)))
-    kept = L.If(refused, value & DRIVER_BITS & ~FEATURES_OK, value & DRIVER_BITS)
+    kept = L.If(refused, value & ~(DEVICE_NEEDS_RESET | FEATURES_OK), value & ~DEVICE_NEEDS_RESET)
     written_state = replace(s, status=kept | (s.status & DEVICE_NEEDS_RESET))
     new = L.If(value == 0, reset(L, s), written_state)
     return step(guards, new, out=new.status)

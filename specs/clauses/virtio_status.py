@@ -45,8 +45,6 @@ register([
      "the device offers no feature whose required feature it does not offer"),
     ("VIRTIO/device/Feature Bits#refuse", "invariant", _SPEC, "virtio-1.3:2.2.2 MUST 2",
      "FEATURES_OK sticks only for a feature set the device accepts; otherwise the device leaves it clear"),
-    ("VIRTIO/device/Feature Bits#no-unsupported", "peer", _SPEC, "virtio-1.3:2.2.2 MUST 3",
-     "the device offers no undefined, reserved or transport-unsupported bit"),
     # chapter 6 Reserved Feature Bits
     ("VIRTIO/driver/Reserved Feature Bits#version-1", "peer", _SPEC, "virtio-1.3:6.1 MUST 1",
      "the driver accepts VIRTIO_F_VERSION_1 if it is offered"),

@@ -52,12 +52,6 @@ def inv_offer_version_1(L, s):
     return F.is_set(L, s.device_features, F.VIRTIO_F_VERSION_1)
 
 
-@invariant("virtio_status", "VIRTIO/device/Feature Bits#no-unsupported")
-def inv_offer_known(L, s):
-    """The device offers only bits defined for its type on this transport."""
-    return F.is_subset(L, s.device_features, F.get_known_features(L, s.device_id, s.device_features))
-
-
 @invariant("virtio_status", "VIRTIO/device/Feature Bits#offer-requires")
 def inv_offer_requirements(L, s):
     """Every offered feature's requirement is offered too."""

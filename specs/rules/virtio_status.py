@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from t1virtio.specs.rules import rule
 from t1virtio.virtio import features as F
-from t1virtio.virtio.status import (DEVICE_NEEDS_RESET, DRIVER_BITS, DRIVER_OK, FAILED, FEATURES_OK, has,
-                                    is_negotiating)
+from t1virtio.virtio.status import (DEVICE_NEEDS_RESET, DRIVER_BITS, DRIVER_OK, FAILED, FEATURES_OK,
+                                    STATUS_DEFINED, has, is_negotiating)
 
 
 @rule("virtio_status", "write_status", "VIRTIO/device/Device Reset#status-zero")
@@ -31,9 +31,9 @@ def rule_write_status_stores(L, old, args, ok, new, out):
     """An accepted write stores the driver's bits (FEATURES_OK only if it sticks), keeps DEVICE_NEEDS_RESET,
     leaves features and counters alone, and a re-read returns the new status."""
     value = args["value"]
-    other = (new.status ^ value) & DRIVER_BITS & ~FEATURES_OK
+    other = (new.status ^ value) & ~(FEATURES_OK | DEVICE_NEEDS_RESET)
     return L.Implies(L.And(ok, value != 0), L.And(
-        other == 0, L.Implies(has(L, new.status, FEATURES_OK), has(L, value, FEATURES_OK)),
+        (value & ~STATUS_DEFINED) == 0, other == 0, L.Implies(has(L, new.status, FEATURES_OK), has(L, value, FEATURES_OK)),
         (new.status & DEVICE_NEEDS_RESET) == (old.status & DEVICE_NEEDS_RESET),
         new.driver_features == old.driver_features, new.consumed == old.consumed,
         new.config_notifications == old.config_notifications, out == new.status))
