@@ -234,14 +234,6 @@ def boot_finish(L: Any, s: HypState) -> Step:
     return step([], replace(s, booted=True))
 
 
-def get_translation(L: Any, s: HypState, vm: int, ipa: int) -> tuple[int, int] | None:
-    """Return ``(page, rights)`` that ``vm`` maps at IPA page ``ipa``, or None (concrete walk)."""
-    for p, e in enumerate(s.s2[vm]):
-        if e.state != PageState.NOPAGE and e.ipa == ipa:
-            return p, e.rights
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class Layout:
     """Boot-time memory of each VM, in pages: ``private[vm]``; ``shared[v]`` for secondary v (``shared[0]`` is 0).
@@ -354,12 +346,15 @@ class Hypervisor:
         self.last_out = sp.out
         self.state, out = apply(sp, detail)
         if isinstance(out, Effect):
-            for p, z in enumerate(out.zero):
-                if z:
-                    self.pages[p][:] = bytes(self.preset.page_size)
+            self.sanitize([p for p, z in enumerate(out.zero) if z])
             out = out.value
         self.flush_tlb()
         return out
+
+    def sanitize(self, pages: list[int]) -> None:
+        """Zero the bytes of physical ``pages`` (SANITIZE), before the step's new mappings are used."""
+        for p in pages:
+            self.pages[p][:] = bytes(self.preset.page_size)
 
     def flush_tlb(self) -> None:
         """Rebuild every VM's TLB from the stage-2 entries of the core."""
@@ -383,6 +378,16 @@ class Hypervisor:
     def private_region(self, vm: int) -> tuple[int, int]:
         """Return ``(ipa, size)`` of ``vm``'s boot-time private memory (bytes)."""
         return RAM_IPA, self.layout.private[self.check_vm(vm)] * self.preset.page_size
+
+    # --- creation-time operations (refused after boot; the machine tries them as a hostile caller)
+    def vm_assign(self, vm: int, page: int, ipa: int) -> None:
+        """Give free physical ``page`` to ``vm`` at ``ipa`` (only before boot)."""
+        self.run(vm_assign(CONCRETE, self.state, self.check_vm(vm), page, self.ipa_page(ipa)), f"page {page}")
+
+    def region_provision(self, secondary: int, page: int, secondary_ipa: int, primary_ipa: int) -> None:
+        """Add free physical ``page`` to ``secondary``'s shared region (only before boot)."""
+        self.run(region_provision(CONCRETE, self.state, self.check_vm(secondary), page, self.ipa_page(secondary_ipa),
+                                  self.ipa_page(primary_ipa)), f"page {page}")
 
     # --- memory parcels (hyp/grants.py); addresses and sizes in bytes, page-aligned
     def _acl(self, acl: dict[int, int]) -> tuple:
