@@ -26,17 +26,18 @@ def _same(L, sym, conc):
     return [x == y for x, y in zip(a, b, strict=True)]
 
 
-def _created(make):
-    """Init predicate: the state is what ``make(L, num, event)`` creates, for any accepted num/event."""
+def _created(name):
+    """Init predicate: the state is what ``packed.<name>(L, num, event)`` creates, for any accepted
+    num/event (looked up at use time, so a mutant of the constructor is what gets proved)."""
     def init(L, s):
         num, event = (s.drv.num, s.drv.event) if hasattr(s, "drv") else (s.num, s.event)
-        sp = make(L, num, event, Q)
+        sp = getattr(packed, name)(L, num, event, Q)
         return L.And(*[c for c, _ in sp.guards], *_same(L, s, sp.new))
     return init
 
 
-def _template(make):
-    return lambda: apply(make(CONCRETE, Q, True, Q))[0]
+def _template(name):
+    return lambda: apply(getattr(packed, name)(CONCRETE, Q, True, Q))[0]
 
 
 def _u32(name):
@@ -63,8 +64,8 @@ def _walk_init(L, w):
 
 
 SUBJECTS = [
-    Subject(component="virtio_packed_driver", template=_template(packed.packed_driver_create), preset=PRESET,
-            init=_created(packed.packed_driver_create),
+    Subject(component="virtio_packed_driver", template=_template("packed_driver_create"), preset=PRESET,
+            init=_created("packed_driver_create"),
             ops=(Op("add", M, "packed_add", {"n": "int", "wlen": "int", "id": "int"}, assume=_u32("wlen")),
                  Op("get_used", M, "packed_get_used", {"avail": "bool", "used": "bool", "id": "int", "length": "int"},
                     assume=lambda L, s, a: L.And(_u16_fields("id")(L, s, a), _u32("length")(L, s, a))),
@@ -73,8 +74,8 @@ SUBJECTS = [
                  Op("enable_cb", M, "packed_enable_cb"),
                  Op("disable_cb", M, "packed_disable_cb"),
                  Op("detach_unused", M, "packed_detach_unused", {"id": "int"}))),
-    Subject(component="virtio_packed_device", template=_template(packed.packed_device_create), preset=PRESET,
-            init=_created(packed.packed_device_create),
+    Subject(component="virtio_packed_device", template=_template("packed_device_create"), preset=PRESET,
+            init=_created("packed_device_create"),
             ops=(Op("pop", M, "packed_pop", {"avail": "bool", "used": "bool", "n": "int", "id": "int", "wlen": "int"},
                     assume=lambda L, s, a: L.And(_u16_fields("id")(L, s, a), _u32("wlen")(L, s, a))),
                  Op("push_used", M, "packed_push_used", {"id": "int", "length": "int"}),
@@ -89,8 +90,8 @@ SUBJECTS = [
                  Op("table_desc", M, "packed_walk_table_desc",
                     {"has_write": "bool", "has_indirect": "bool", "length": "int", "in_region": "bool"},
                     assume=_u32("length")))),
-    Subject(component="virtio_packed", template=_template(packed.ring_create), preset=PRESET,
-            init=_created(packed.ring_create),
+    Subject(component="virtio_packed", template=_template("ring_create"), preset=PRESET,
+            init=_created("ring_create"),
             ops=(Op("add", M, "ring_add", {"n": "int", "wlen": "int", "id": "int"}, assume=_u32("wlen")),
                  Op("pop", M, "ring_pop", {"n": "int", "id": "int"}),
                  Op("push_used", M, "ring_push_used", {"id": "int", "length": "int"}),

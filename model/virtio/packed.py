@@ -356,8 +356,8 @@ def packed_walk_ring_desc(L: Any, w: ChainWalk, avail_ok: Any, has_next: Any, ha
     """Account for one ring descriptor of the list (direct element or indirect table pointer)."""
     direct = L.Not(has_indirect)
     wr = L.And(direct, has_write)
-    guards = [(avail_ok, EXPOSE_FIRST_LAST),
-              (L.ULT(w.ring_descs, w.num), CHAIN_TOO_LONG),
+    guards = [(L.ULT(w.ring_descs, w.num), CHAIN_TOO_LONG),
+              (avail_ok, EXPOSE_FIRST_LAST),
               (L.Implies(has_indirect, indirect_ok), IND_NOT_NEGOTIATED),
               (L.Implies(has_indirect, L.And(L.Not(has_next), w.ring_descs == 0)), IND_IN_LIST),
               (L.Implies(has_indirect, L.And(L.ULT(0, length), L.mod(length, DESC_SIZE) == 0)), IND_TABLE_LENGTH),
