@@ -1,0 +1,164 @@
+"""Doorbell scenarios on the concrete model (Gunyah doorbell; facts §3.2, §6.5)."""
+import json
+
+import pytest
+
+from mutants import load_all
+from t1virtio import errors
+from t1virtio.hyp import doorbell
+from t1virtio.hyp.doorbell import Doorbell
+from t1virtio.preset import LINUX, SMALL
+from t1virtio.proofs import engine
+from t1virtio.specs import invariants
+
+ONES = (1 << SMALL.doorbell_bits) - 1
+
+
+def _bound(edge=False, preset=SMALL):
+    db = Doorbell(preset)
+    db.bind_virq(edge_trigger=edge)
+    return db
+
+
+def test_create_defaults_are_gunyahs():
+    s = Doorbell(SMALL).state
+    assert (s.flags, s.enable_mask, s.ack_mask) == (0, ONES, 0)
+    assert not s.virq_bound
+    assert Doorbell(LINUX).state.enable_mask == (1 << 64) - 1
+
+
+def test_send_ors_and_returns_old_flags():
+    db = _bound()
+    assert db.send(0b01) == 0
+    assert db.send(0b10) == 0b01
+    assert db.send(0) == 0b11            # @36ca3a2: new_flags == 0 is OK (7ecf251 refused it)
+    assert db.state.flags == 0b11 and db.pending()
+
+
+def test_receive_zero_is_argument_invalid():
+    db = _bound()
+    db.send(1)
+    with pytest.raises(errors.CallerError) as e:
+        db.receive(0)
+    assert e.value.clause == "HYP-DBL-receive-zero" and "ARGUMENT_INVALID" in str(e.value)
+    assert db.state.flags == 1
+
+
+def test_words_wider_than_the_register_are_refused():
+    db = _bound()
+    for bad in (1 << SMALL.doorbell_bits, -1):
+        with pytest.raises(errors.CallerError) as e:
+            db.send(bad)
+        assert e.value.clause == "HYP-DBL-word"
+    assert db.state.flags == 0
+
+
+def test_bind_twice_is_virq_bound_and_unbind_is_always_ok():
+    db = _bound()
+    with pytest.raises(errors.CallerError) as e:
+        db.bind_virq()
+    assert e.value.clause == "HYP-DBL-virq-bound" and "VIRQ_BOUND" in str(e.value)
+    db.unbind_virq()
+    db.unbind_virq()
+    assert not db.state.virq_bound
+
+
+def test_level_receiver_protocol_clears_then_eoi():
+    """Take, receive, EOI: nothing pending afterwards (the level deasserts at check_pending)."""
+    db = _bound()
+    db.send(0b100)
+    assert db.deliver()
+    assert db.receive(ONES) == 0b100
+    assert db.state.virq_level           # lazy: receive does not touch the VIRQ
+    assert db.eoi()
+    assert not db.pending() and not db.state.virq_active
+
+
+def test_eoi_before_receive_re_raises():
+    db = _bound()
+    db.send(0b100)
+    assert db.deliver()
+    db.eoi()
+    assert db.pending()                  # check_pending found the flag still set
+    db.receive(ONES)
+    assert db.pending()                  # stale until the next delivery and EOI
+    assert db.deliver() and db.eoi() and not db.pending()
+
+
+def test_auto_ack_send_during_service_is_not_lost():
+    """An edge-like doorbell (ack = enable = all): a send between receive and EOI stays pending."""
+    db = _bound()
+    db.mask(ONES, ONES)
+    db.send(1)
+    assert db.state.flags == 0 and db.pending()
+    assert db.deliver()
+    db.receive(ONES)
+    db.send(2)                           # auto-acked at once: flags stay 0
+    assert db.state.flags == 0
+    db.eoi()
+    assert db.pending()                  # check_pending's reasserted case keeps it
+
+
+def test_mask_was_now():
+    db = _bound()
+    db.send(0b01)
+    db.mask(enable_mask=0b10, ack_mask=0)       # was and not now: deasserted at once
+    assert not db.state.virq_level
+    db.mask(enable_mask=0b01, ack_mask=0b01)    # not was and now: asserted, then acked
+    assert db.state.virq_level and db.state.flags == 0
+
+
+def test_edge_trigger_gets_edge_only_assertions():
+    db = _bound(edge=True)
+    db.mask(enable_mask=0, ack_mask=0)
+    db.send(1)                           # no enabled flag: edge-only, still an edge interrupt
+    assert not db.state.virq_level and db.pending()
+    assert db.deliver() and not db.pending()
+
+
+def test_reset_restores_defaults_and_deasserts():
+    db = _bound()
+    db.mask(0b11, 0b10)
+    db.send(0b01)
+    db.reset()
+    s = db.state
+    assert (s.flags, s.enable_mask, s.ack_mask, s.virq_level, s.virq_bound) == (0, ONES, 0, False, True)
+
+
+def test_bind_does_not_signal_flags_already_set():
+    """Gunyah's bind starts the VIRQ unasserted: a flag set while unbound raises nothing until the next send."""
+    db = Doorbell(SMALL)
+    db.send(1)
+    db.bind_virq()
+    assert not db.pending() and db.state.unsignalled
+    invariants.check("doorbell", db.state)
+    db.send(2)
+    assert db.pending() and not db.state.unsignalled
+
+
+def test_unbound_send_with_ack_loses_the_flags():
+    """doorbell_send acks on a level even when virq_assert fails (VIRQ_NOT_BOUND): the flags are gone."""
+    db = Doorbell(SMALL)
+    db.mask(ONES, ONES)
+    db.send(1)
+    assert db.state.flags == 0
+    db.bind_virq()
+    assert not db.pending()
+
+
+def test_receiver_protocol_constant_is_the_documented_order():
+    assert doorbell.RECEIVER_PROTOCOL == ("deliver", "receive", "eoi")
+
+
+def test_race_counterexample_replays(tmp_path):
+    """With EOI before receive the solver finds a re-raise; the saved counterexample replays on the model."""
+    m = next(m for m in load_all() if m.name == "dbl-eoi-before-receive")
+    with m.patch():
+        r = engine.solve(engine.find("doorbell:receiver-protocol"))
+        assert r.outcome == "counterexample"
+        path = tmp_path / "cex.json"
+        path.write_text(json.dumps(r.counterexample))
+        clause, story = engine.replay(json.loads(path.read_text()))
+    assert clause == "HYP-DBL-receiver-protocol", story
+    # and on the unmutated model the same start state is handled cleanly
+    assert engine.replay(r.counterexample)[0] is None
