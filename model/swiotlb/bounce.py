@@ -155,8 +155,7 @@ def swiotlb_unmap_single(L: Any, preset: Any, s: swpool.PoolState, tlb_addr: Any
 def _sync(L: Any, s: swpool.PoolState, tlb_addr: Any, size: Any, dir: Any, min_align_mask: Any, kind: Any) -> Step:
     w = window_at(L, s, tlb_addr, min_align_mask)
     guards = [(valid_direction(L, dir), "SWIOTLB-BOUNCE-dir"),
-              (swpool.is_swiotlb_buffer(L, s, tlb_addr), "SWIOTLB-BOUNCE-no-pool"),
-              (is_streaming(L, s, w), "SWIOTLB-BOUNCE-not-mapped"),
+              (L.And(swpool.is_swiotlb_buffer(L, s, tlb_addr), is_streaming(L, s, w)), "SWIOTLB-BOUNCE-not-mapped"),
               (inside(L, w, tlb_addr, size), "SWIOTLB-BOUNCE-sync-range")]
     return step(guards, s, out=window_copy(L, kind, w, tlb_addr, size))
 

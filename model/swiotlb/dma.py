@@ -8,8 +8,9 @@ the shared region. Descriptors carry only DMA addresses of that pool, in one of 
 - ``IPA`` (mainline restricted-dma-pool): ``dma = phys_to_dma(tlb_addr)``, the secondary's IPA.
 
 ``map_page`` refuses more than ``max_mapping_size`` (seed: ``VIRTIO_MAX_BOUNCE_SIZE`` = 16 pages =
-64 KiB, below swiotlb's 128 slots x 2 KiB); ``alloc`` (rings) zeroes the memory it returns unless
-the policy says otherwise (the seed did not: stale bytes of an earlier mapping reach the ring).
+64 KiB, below swiotlb's 128 slots x 2 KiB); ``alloc`` (rings) rounds the size up to whole pages and
+zeroes the memory it returns, as dma-direct does, unless the policy says otherwise (the seed did
+neither: stale bytes of an earlier mapping reach the ring).
 Address translation refuses a DMA address outside the region (``VIRTIO-BOUNCE-dma-addr``).
 """
 from __future__ import annotations
@@ -32,9 +33,10 @@ class DmaPolicy:
     addressing: str = OFFSET
     max_mapping_size: int = VIRTIO_MAX_BOUNCE_SIZE
     zero_coherent: bool = True            # dma-direct memsets coherent memory; the seed did not
+    page_align_coherent: bool = True      # dma-direct allocates PAGE_ALIGN(size); the seed passed size as is
 
 
-SEED = DmaPolicy(addressing=OFFSET, zero_coherent=False)
+SEED = DmaPolicy(addressing=OFFSET, zero_coherent=False, page_align_coherent=False)
 RESTRICTED_DMA = DmaPolicy(addressing=IPA)
 
 
@@ -90,6 +92,9 @@ class VirtioBounceOps:
     # coherent memory (rings)
     def alloc(self, size: int) -> tuple[int, int]:
         """Allocate coherent memory; return (address in the secondary's view, DMA address)."""
+        if self.policy.page_align_coherent:
+            page = self.pool.preset.page_size
+            size = (size + page - 1) // page * page
         tlb = self.swiotlb.alloc(self.pool, size)
         vaddr = self.pool.tlb_vaddr(tlb)
         if self.policy.zero_coherent:
@@ -97,4 +102,7 @@ class VirtioBounceOps:
         return vaddr, self.to_dma(tlb)
 
     def free(self, dma: int, size: int) -> None:
+        if self.policy.page_align_coherent:
+            page = self.pool.preset.page_size
+            size = (size + page - 1) // page * page
         self.swiotlb.free(self.to_tlb(dma, size), size)

@@ -186,3 +186,160 @@ def exported_only(shadow: Shadow, region: str) -> None:
         off = next(k for k, i in enumerate(shadow.regions[region]) if i in bad)
         raise errors.fail(NO_EXPORT, f"{region}+{off:#x} holds {shadow.label(shadow.regions[region][off])}, "
                                      f"which the secondary never exported")
+
+
+# ---------------------------------------------------------------------------------------------
+# A labelled system: one secondary, its pools in its shared region, the primary as the device
+
+class RemapView:
+    """A kernel virtual window over IPAs (``memremap``): address ``va`` is IPA ``va - delta`` (seed patch 2)."""
+
+    def __init__(self, inner: Any, delta: int):
+        self.inner, self.delta = inner, delta
+
+    def read(self, addr: int, n: int) -> bytes:
+        return self.inner.read(addr - self.delta, n)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.inner.write(addr - self.delta, data)
+
+
+SECONDARY = 1
+PRIVATE_PAGES = 6                  # the secondary's private memory (caller buffers)
+SHARED_PAGES = 16                  # its shared region: 32 slots of 2 KiB
+REGION_VA = 0xffff_8000_4000_0000  # where the secondary's kernel memremaps the region
+
+
+class LabeledSystem:
+    """The hypervisor with one secondary: its swiotlb pools carved from its shared region, each with the
+    DMA ops (``dma.VirtioBounceOps``), the primary's view of the region as the device, and every
+    byte of the secondary's private memory and of the region labelled.
+
+    ``pools`` lists each pool's slots (whole pages; their sum at most the region's slots).
+    """
+
+    def __init__(self, pools: tuple = (16,), map_bounce: int | None = None, dma_policy: Any = None,
+                 min_align_mask: int = 0, preset: Any = None):
+        from t1virtio.hyp.memory import Hypervisor, Layout
+        from t1virtio.preset import LINUX, SMALL
+        from t1virtio.swiotlb import bounce, dma
+        self.hv = Hypervisor(LINUX, Layout(private=(1, PRIVATE_PAGES, 1), shared=(0, SHARED_PAGES, 1)))
+        self.pri, self.sec, self.size = self.hv.shared_region(SECONDARY)
+        self.ram, self.ram_size = self.hv.private_region(SECONDARY)
+        self.shadow = sh = Shadow()
+        sh.add_region("priv", self.ram_size)
+        sh.add_region("shared", self.size)
+        secondary, primary = self.hv.view(SECONDARY), self.hv.view(0)
+        self.caller = LabeledView(secondary, sh, "priv", self.ram, code_fresh(sh), log=True)
+        self.device = LabeledView(primary, sh, "shared", self.pri, device_fresh(sh))
+        self.kernel = LabeledView(RemapView(secondary, REGION_VA - self.sec), sh, "shared", REGION_VA, code_fresh(sh))
+        self.swiotlb = bounce.Swiotlb(preset or SMALL, self.caller, map_bounce, min_align_mask)
+        self.ops = []
+        off = 0
+        for i, nslabs in enumerate(pools):
+            p = self.swiotlb.register_pool(f"pool{i}", self.sec + off, nslabs, self.kernel, REGION_VA + off)
+            self.ops.append(dma.VirtioBounceOps(self.swiotlb, p, self.sec, self.size, dma_policy or dma.DmaPolicy()))
+            off += nslabs * (1 << 11)
+
+    def fill(self, buf: int, addr: int, data: bytes, gen: int) -> None:
+        """The caller writes its own buffer ``buf`` (its ``gen``-th write) at private address ``addr``."""
+        self.caller.write_as(addr, data, Label(PRIVATE, owner=buf, gen=gen))
+
+    def device_write(self, dma_addr: int, ops: Any, data: bytes) -> None:
+        """The primary writes ``data`` at DMA address ``dma_addr`` of ``ops``'s addressing."""
+        self.shadow.tick()
+        self.device.write(self.pri + ops.region_offset(dma_addr), data)
+
+
+# ---------------------------------------------------------------------------------------------
+# The leak table: run each scenario under a policy and report what leaked (DESIGN.md §4)
+
+def _leaks_stale_to_caller(map_bounce: int, dma_policy: Any) -> bool:
+    """A FROM_DEVICE buffer the device writes only half of receives bytes of an earlier mapping (CVE-2022-0854)."""
+    from t1virtio.swiotlb import bounce as b
+    s = LabeledSystem(pools=(8,), map_bounce=map_bounce, dma_policy=dma_policy)
+    ops, whole = s.ops[0], 8 * (1 << 11)
+    s.fill(1, s.ram, b"\xa5" * whole, 1)                         # buffer 1: a secret the device may read
+    d = ops.map_page(s.ram, whole, b.DMA_TO_DEVICE)
+    ops.unmap_page(d, whole, b.DMA_TO_DEVICE)
+    s.fill(2, s.ram + whole, b"\x11" * 512, 1)                  # buffer 2: receives from the device
+    since = s.shadow.tick()
+    d = ops.map_page(s.ram + whole, 512, b.DMA_FROM_DEVICE)
+    s.device_write(d, ops, b"\xdd" * 100)                        # a short write
+    s.shadow.drain_received()
+    ops.unmap_page(d, 512, b.DMA_FROM_DEVICE)
+    try:
+        for _, _, labels in s.shadow.drain_received():
+            received_from(s.shadow, labels, 2, since, "unmap")
+    except errors.ModelError as e:
+        return e.clause == NO_STALE
+    return False
+
+
+def _leaks_private_to_device(map_bounce: int, dma_policy: Any) -> bool:
+    """Mapping a FROM_DEVICE buffer puts its old (never exported) contents where the primary reads."""
+    from t1virtio.swiotlb import bounce as b
+    s = LabeledSystem(pools=(8,), map_bounce=map_bounce, dma_policy=dma_policy)
+    s.fill(1, s.ram, b"\x5a" * 512, 1)
+    s.ops[0].map_page(s.ram, 512, b.DMA_FROM_DEVICE)
+    try:
+        exported_only(s.shadow, "shared")
+    except errors.ModelError as e:
+        return e.clause == NO_EXPORT
+    return False
+
+
+def _transparent(map_bounce: int, dma_policy: Any) -> bool:
+    """After a short device write and unmap, the caller's bytes the device did not write are its own."""
+    from t1virtio.swiotlb import bounce as b
+    s = LabeledSystem(pools=(8,), map_bounce=map_bounce, dma_policy=dma_policy)
+    ops = s.ops[0]
+    d = ops.map_page(s.ram, 2048, b.DMA_TO_DEVICE)                # leave device bytes in the slot
+    s.device_write(d, ops, b"\xee" * 2048)
+    ops.unmap_page(d, 2048, b.DMA_TO_DEVICE)
+    s.fill(1, s.ram + 4096, b"\x11" * 2048, 1)
+    d = ops.map_page(s.ram + 4096, 2048, b.DMA_FROM_DEVICE)
+    s.device_write(d, ops, b"\xdd" * 100)
+    ops.unmap_page(d, 2048, b.DMA_FROM_DEVICE)
+    return s.caller.read(s.ram + 4096, 2048) == b"\xdd" * 100 + b"\x11" * 1948
+
+
+def _leaks_stale_coherent(map_bounce: int, dma_policy: Any) -> bool:
+    """Coherent memory (a ring) handed out over freed slots shows the caller bytes of an earlier mapping."""
+    from t1virtio.swiotlb import bounce as b
+    s = LabeledSystem(pools=(8,), map_bounce=map_bounce, dma_policy=dma_policy)
+    ops, whole = s.ops[0], 8 * (1 << 11)
+    s.fill(1, s.ram, b"\xa5" * whole, 1)
+    d = ops.map_page(s.ram, whole, b.DMA_TO_DEVICE)
+    ops.unmap_page(d, whole, b.DMA_TO_DEVICE)
+    since = s.shadow.tick()
+    vaddr, _ = ops.alloc(4096)
+    labels = s.shadow.get("shared", vaddr - REGION_VA, 4096)
+    return any(not acceptable_for_caller(s.shadow.label(i), -1, since) for i in labels)
+
+
+LEAKS = {
+    "stale bytes reach the caller": _leaks_stale_to_caller,
+    "caller's private bytes reach the device": _leaks_private_to_device,
+    "stale bytes in coherent memory": _leaks_stale_coherent,
+}
+
+
+def leak_report(map_bounce: int, dma_policy: Any = None) -> dict[str, bool]:
+    """Run every leak scenario under a map-time bounce policy (and DMA ops policy); True = it leaks.
+
+    ``transparent`` (not a leak) says whether the bytes a short device write did not cover are the
+    caller's own afterwards.
+    """
+    out = {name: fn(map_bounce, dma_policy) for name, fn in LEAKS.items()}
+    out["transparent"] = _transparent(map_bounce, dma_policy)
+    return out
+
+
+def leak_table() -> list[tuple[str, dict[str, bool]]]:
+    """The leak table of docs/swiotlb-bounce.md, computed: each map-time policy, and the seed's ops."""
+    from t1virtio.swiotlb import bounce as b
+    from t1virtio.swiotlb import dma
+    rows = [(f"{b.MAP_BOUNCE_NAMES[p]} (coherent zeroed)", leak_report(p)) for p in (b.PRE_5_17, b.LINUX_5_18, b.ZERO_FILL)]
+    rows.append(("seed: pre-5.17 map, coherent not zeroed", leak_report(b.PRE_5_17, dma.SEED)))
+    return rows
