@@ -559,6 +559,7 @@ class SplitDevice(_Side):
         try:                                     # commit only once the chain is valid too
             c = chain.walk_chain(head, v.size, self.indirect, self._read_desc, self._read_table, self.in_region)
         except errors.PeerViolation as e:
+            self.last_args["chain_ok"] = False   # for the rule: refused for the chain, not the ring
             self._refuse(e)
         args["wlen"] = c.wlen
         self._run(pop_avail(CONCRETE, v, **args), args)

@@ -72,11 +72,12 @@ def rule_get_used_frees_one_chain(L, old, args, ok, new, out):
 
 @rule("virtio_split.device", "pop_avail", "VIRTIO/model/rule#pop-avail")
 def rule_pop_avail_takes_next_head(L, old, args, ok, new, out):
-    """Accepted iff 0 < avail idx - last avail <= size, the head is in range and not held; then it is held."""
+    """Accepted iff 0 < avail idx - last avail <= size, the head is in range and not held, and its chain is
+    valid (``chain_ok``: the walk's verdict, reported by a concrete device); then the head is held."""
     head = args["head"]
     window = u16(L, args["avail_idx"] - old.last_avail)
     legal = L.And(L.ULE(window, old.size), L.Not(window == 0), L.ULE(0, head), L.ULT(head, old.size),
-                  L.Not(L.at(old.held, head)))
+                  L.Not(L.at(old.held, head)), args.get("chain_ok", True))
     return L.And(ok == legal, L.Implies(ok, L.And(
         out == head, L.at(new.held, head), _unchanged_except(L, old.held, new.held, head),
         new.last_avail == u16(L, old.last_avail + 1), new.used_idx == old.used_idx)))
