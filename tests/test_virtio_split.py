@@ -1,0 +1,333 @@
+"""Split virtqueue: round trips, the u16 wrap, and a hostile peer on either side (virtio 1.3 §2.7).
+
+The functions without ``test_`` are scenarios (``scenario:test_virtio_split:<name>`` in
+tests/mutants): each builds one hostile ring and returns the clause it sees broken (the model
+accepted what it must refuse, refused with another clause, or did not stop), or None when the
+model refused with the expected clause.
+"""
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from t1virtio import errors
+from t1virtio.hyp.memview import FlatView, write_le
+from t1virtio.virtio import chain, split
+from t1virtio.virtio.desc import VIRTQ_DESC_F_INDIRECT as IND, VIRTQ_DESC_F_NEXT as NEXT, VIRTQ_DESC_F_WRITE as W
+
+SIZE = 4
+MEM = 8192
+DATA = 0x400          # data and indirect tables live at and above this offset (the shared region)
+TABLE = 0x300         # a hostile indirect table (inside the region)
+
+
+class Ring:
+    """One ring over a flat buffer: a model device, optionally a model driver, and raw writers for a hostile side."""
+
+    def __init__(self, indirect=True, event_idx=False, region=(0x300, MEM), with_driver=False, start=0):
+        self.buf = bytearray(MEM)
+        self.mem = FlatView(self.buf)
+        self.lay = split.compute_layout(SIZE, 0, align=4)
+        lo, hi = region
+        self.driver = split.SplitDriver(self.mem, self.lay, event_idx=event_idx, indirect=indirect,
+                                        indirect_arena=(0x200, SIZE), start=start) if with_driver else None
+        self.device = split.SplitDevice(self.mem, self.lay, event_idx=event_idx, indirect=indirect, start=start,
+                                        in_region=lambda a, n: lo <= a and a + n <= hi)
+        self.avail_idx = start
+        self.reads = 0
+
+    def desc(self, i, addr, length, flags=0, nxt=0, table=None):
+        """Write descriptor ``i`` of the ring (or of the indirect table at ``table``) as a hostile driver."""
+        base = self.lay.desc if table is None else table
+        self.mem.write(base + 16 * i, chain.Desc(addr, length, flags, nxt).encode())
+
+    def publish(self, *heads, idx=None):
+        """Put heads in the available ring and move its idx (to ``idx`` if given) as a hostile driver."""
+        for h in heads:
+            write_le(self.mem, self.lay.avail_ring_at(self.avail_idx % SIZE), 2, h)
+            self.avail_idx = (self.avail_idx + 1) & 0xFFFF
+        write_le(self.mem, self.lay.avail + 2, 2, self.avail_idx if idx is None else idx)
+
+    def used(self, slot, id_, length, idx):
+        """Write a used entry and the used idx as a hostile device."""
+        self.mem.write(self.lay.used_elem_at(slot), struct.pack("<II", id_, length))
+        write_le(self.mem, self.lay.used + 2, 2, idx)
+
+    def count_reads(self, limit):
+        """Fail fast (RuntimeError) if the device reads more than ``limit`` descriptors."""
+        orig = self.device._read_desc
+
+        def counted(i):
+            self.reads += 1
+            if self.reads > limit:
+                raise RuntimeError(f"the walk read {self.reads} descriptors and did not stop")
+            return orig(i)
+        self.device._read_desc = counted
+
+
+def _refused_with(fn, clause):
+    """Return None if ``fn()`` raises ``PeerViolation(clause)``, else the clause seen broken."""
+    try:
+        fn()
+    except errors.PeerViolation as e:
+        return None if e.clause == clause else clause
+    except (errors.ModelBug, RuntimeError):
+        return clause
+    return clause
+
+
+def _pop_refused(r: Ring, clause):
+    got = _refused_with(r.device.pop_avail, clause)
+    if got is None and r.device.broken != clause:
+        return clause
+    return got
+
+
+# ---------------------------------------------------------------- hostile driver: chains
+
+def descriptor_loop_is_refused():
+    r = Ring()
+    r.count_reads(10 * chain.walk_bound(SIZE))
+    r.desc(0, DATA, 8, NEXT, 1)
+    r.desc(1, DATA, 8, NEXT, 0)
+    r.publish(0)
+    return _pop_refused(r, chain.LOOP)
+
+
+def total_length_overflow_is_refused():
+    r = Ring(region=(0, 1 << 40))
+    r.desc(0, DATA, 0xFFFFFFFF, NEXT, 1)
+    r.desc(1, DATA, 2, 0, 0)
+    r.publish(0)
+    return _pop_refused(r, chain.TOTAL_LEN)
+
+
+def indirect_without_feature_is_refused():
+    r = Ring(indirect=False)
+    r.desc(0, DATA, 0, 0, 0, table=TABLE)
+    r.desc(0, TABLE, 16, IND)
+    r.publish(0)
+    return _pop_refused(r, chain.FEATURE)
+
+
+def nested_indirect_is_refused():
+    r = Ring()
+    r.desc(0, DATA, 8, NEXT, 1, table=TABLE)
+    r.desc(1, TABLE + 64, 16, IND, 0, table=TABLE)
+    r.desc(0, DATA + 64, 8, 0, 0, table=TABLE + 64)
+    r.desc(0, TABLE, 32, IND)
+    r.publish(0)
+    return _pop_refused(r, chain.NESTED)
+
+
+def oversized_indirect_table_is_refused():
+    r = Ring()
+    for j in range(SIZE + 1):
+        r.desc(j, DATA + 8 * j, 8, NEXT if j < SIZE else 0, j + 1, table=TABLE)
+    r.desc(0, TABLE, 16 * (SIZE + 1), IND)
+    r.publish(0)
+    return _pop_refused(r, chain.CHAIN_LEN)
+
+
+def indirect_with_next_is_refused():
+    r = Ring()
+    r.desc(0, DATA, 8, 0, 0, table=TABLE)
+    r.desc(0, TABLE, 16, IND | NEXT, 1)
+    r.desc(1, DATA, 8)
+    r.publish(0)
+    return _pop_refused(r, chain.INDIRECT_NEXT)
+
+
+def readable_after_writable_is_refused():
+    r = Ring()
+    r.desc(0, DATA, 8, W | NEXT, 1)
+    r.desc(1, DATA + 8, 8, 0, 0)
+    r.publish(0)
+    return _pop_refused(r, chain.ORDER)
+
+
+def next_out_of_range_is_refused():
+    r = Ring()
+    r.desc(0, DATA, 8, NEXT, SIZE)
+    r.publish(0)
+    return _pop_refused(r, chain.NEXT_RANGE)
+
+
+def indirect_len_not_multiple_of_16_is_refused():
+    r = Ring()
+    r.desc(0, DATA, 8, NEXT, 1, table=TABLE)
+    r.desc(1, DATA + 8, 8, 0, 0, table=TABLE)
+    r.desc(0, TABLE, 24, IND)
+    r.publish(0)
+    return _pop_refused(r, chain.TABLE_LEN)
+
+
+def buffer_outside_region_is_refused():
+    r = Ring()
+    r.desc(0, DATA, 8, NEXT, 1)
+    r.desc(1, MEM - 4, 8, W)
+    r.publish(0)
+    return _pop_refused(r, chain.IN_REGION)
+
+
+# ---------------------------------------------------------------- hostile driver: available ring
+
+def avail_idx_jump_is_refused():
+    """CVE-2016-5403 / vm-virtio #196: an avail idx more than the queue size ahead."""
+    r = Ring()
+    for i in range(SIZE):
+        r.desc(i, DATA + 8 * i, 8)
+    r.publish(0, 1, 2, 3, idx=SIZE + 1)
+    return _pop_refused(r, split.AVAIL_IDX)
+
+
+# ---------------------------------------------------------------- hostile device: used ring
+
+def _one_buffer(r: Ring):
+    r.mem.write(DATA, b"request!")
+    return r.driver.add_buf([(DATA, 8)], [(DATA + 64, 16)], "req")
+
+
+def _get_refused(r: Ring, clause):
+    got = _refused_with(r.driver.get_used, clause)
+    if got is None and r.driver.broken != clause:
+        return clause
+    return got
+
+
+def used_id_not_in_flight_is_refused():
+    """Linux BAD_RING 'id %u is not a head!': the device names a descriptor that is not in flight."""
+    r = Ring(with_driver=True)
+    head = _one_buffer(r)
+    r.used(0, (head + 1) % SIZE, 4, 1)
+    return _get_refused(r, split.USED_ID)
+
+
+def used_len_larger_than_buffer_is_refused():
+    """CVE-2021-47352: a used len beyond the buffer's 16 writable bytes."""
+    r = Ring(with_driver=True)
+    head = _one_buffer(r)
+    r.used(0, head, 17, 1)
+    return _get_refused(r, split.USED_LEN)
+
+
+def misaligned_layout_is_refused():
+    """§2.7.1: the available ring is 2-aligned; the queue size is a power of two."""
+    mem = FlatView(MEM)
+    for lay in (split.SplitLayout(SIZE, 0, 65, 80), split.SplitLayout(3, 0, 64, 80)):
+        try:
+            split.SplitDriver(mem, lay)
+        except errors.CallerError as e:
+            if e.clause != split.LAYOUT:
+                return split.LAYOUT
+            continue
+        return split.LAYOUT
+    return None
+
+
+SCENARIOS = [descriptor_loop_is_refused, total_length_overflow_is_refused, indirect_without_feature_is_refused,
+             nested_indirect_is_refused, oversized_indirect_table_is_refused, indirect_with_next_is_refused,
+             readable_after_writable_is_refused, next_out_of_range_is_refused,
+             indirect_len_not_multiple_of_16_is_refused, buffer_outside_region_is_refused, avail_idx_jump_is_refused,
+             used_id_not_in_flight_is_refused, used_len_larger_than_buffer_is_refused, misaligned_layout_is_refused]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.__name__ for s in SCENARIOS])
+def test_hostile_peer_is_refused(scenario):
+    assert scenario() is None
+
+
+# ---------------------------------------------------------------- honest behaviour
+
+def _pair(start=0, indirect=True, event_idx=True):
+    r = Ring(with_driver=True, start=start, indirect=indirect, event_idx=event_idx, region=(0x200, MEM))
+    return r, r.driver, r.device
+
+
+@pytest.mark.parametrize("start", [0, 65533, 65535])
+@pytest.mark.parametrize("indirect", [False, True])
+def test_round_trip_across_the_u16_wrap(start, indirect):
+    r, drv, dev = _pair(start, indirect)
+    for i in range(40):
+        payload = bytes([i]) * 12
+        r.mem.write(DATA, payload)
+        drv.add_buf([(DATA, 4), (DATA + 4, 8)], [(DATA + 64, 8), (DATA + 72, 8)], i)
+        c = dev.pop_avail()
+        assert dev.read(c) == payload and c.wlen == 16
+        assert (c.table is not None) == indirect
+        dev.add_used(c.head, dev.write(c, b"reply-%02d" % i))
+        assert drv.get_used() == (i, 8) and bytes(r.buf[DATA + 64:DATA + 72]) == b"reply-%02d" % i
+    assert drv.state.avail_idx == (start + 40) & 0xFFFF == dev.state.used_idx
+
+
+def test_free_list_order_follows_linux():
+    """Heads come from the front of the free list; a returned chain goes back to its front (detach_buf_split)."""
+    r, drv, dev = _pair(indirect=False)
+    heads = [drv.add_buf([(DATA, 1), (DATA + 1, 1)], [], t) for t in "ab"]
+    assert heads == [0, 2] and drv.state.num_free == 0
+    for _ in heads:
+        c = dev.pop_avail()
+        dev.add_used(c.head, 0)
+    assert drv.get_used() == ("a", 0) and drv.free_head == 0 and drv.next_link[1] == 0
+    assert drv.add_buf([(DATA, 1)], [], "c") == 0 and drv.free_head == 1
+
+
+def test_exhausted_and_caller_errors():
+    r, drv, dev = _pair(indirect=False)
+    with pytest.raises(errors.CallerError, match="sg-count"):
+        drv.add_buf([], [], "empty")
+    with pytest.raises(errors.CallerError, match="sg-count"):
+        drv.add_buf([(DATA, 1)] * (SIZE + 1), [], "too long")
+    for t in range(SIZE):
+        drv.add_buf([(DATA, 1)], [], t)
+    with pytest.raises(errors.Exhausted, match="no-space"):
+        drv.add_buf([(DATA, 1)], [], "full")
+    with pytest.raises(errors.Exhausted):
+        drv.get_used()
+    assert drv.get_buf() is None
+
+
+def test_broken_ring_stays_broken_until_reset():
+    r = Ring(with_driver=True)
+    head = _one_buffer(r)
+    r.used(0, 99, 0, 1)
+    for _ in range(2):
+        with pytest.raises(errors.PeerViolation, match="used#id"):
+            r.driver.get_used()
+    with pytest.raises(errors.PeerViolation, match="used#id"):
+        r.driver.add_buf([(DATA, 1)], [], "after")
+    r.device.reset()
+    r.driver.reset_broken()
+    assert r.driver.detach_unused() == "req" and r.driver.detach_unused() is None
+    r.driver.reinit()
+    assert r.driver.state.num_free == SIZE and head == 0
+
+
+def test_longest_legal_chain_is_accepted():
+    """size - 1 direct descriptors, then one indirect table of size entries: 2 * size reads."""
+    r = Ring()
+    for i in range(SIZE - 1):
+        r.desc(i, DATA + 8 * i, 8, NEXT, i + 1)
+    for j in range(SIZE):
+        r.desc(j, DATA + 64 + 8 * j, 8, (NEXT if j < SIZE - 1 else 0) | (W if j >= 2 else 0), j + 1, table=TABLE)
+    r.desc(SIZE - 1, TABLE, 16 * SIZE, IND | W)      # WRITE on the table descriptor is ignored (§2.7.5.3.2#1)
+    r.publish(0)
+    c = r.device.pop_avail()
+    assert len(c.readable) == SIZE + 1 and len(c.writable) == SIZE - 2 and c.descs == tuple(range(SIZE))
+
+
+def test_notification_decisions():
+    r, drv, dev = _pair(event_idx=True)
+    assert dev.enable_notify()                 # nothing new; avail_event = last_avail: the next buffer kicks
+    drv.add_buf([(DATA, 1)], [], 0)
+    assert drv.kick_prepare()
+    drv.add_buf([(DATA, 1)], [], 1)
+    assert not drv.kick_prepare()              # avail_event passed already
+    c = dev.pop_avail()
+    dev.add_used(c.head, 0)
+    assert dev.need_notify()                   # used_event 0: notify at the first used entry
+    drv.disable_cb()
+    dev.add_used(dev.pop_avail().head, 0)
+    assert not dev.need_notify()
+    assert not drv.enable_cb()                 # one used buffer pending: poll again
