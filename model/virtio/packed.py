@@ -539,6 +539,7 @@ class PackedDriver:
         self.indirect_gpa, self.indirect_max = indirect_gpa, indirect_max
         self.notify = notify or (lambda: None)
         self.last_out: Any = None
+        self.last_args: dict | None = {}                        # the core step's arguments, for rule checks
         self.free_head = 0                                      # Linux vq->free_head
         self.next_id = [(i + 1) % num for i in range(num)]      # Linux desc_extra[].next
         self.last_id = [0] * num                                # Linux desc_state[].last
@@ -554,10 +555,13 @@ class PackedDriver:
         """Make a buffer of readable ``out`` and writable ``inn`` elements available; return its id."""
         elems = [(a, n, False) for a, n in out] + [(a, n, True) for a, n in inn]
         s = self.state
-        use_indirect = self.indirect and 1 < len(elems) <= self.indirect_max and s.num_free > 0
+        # indirect when negotiated, for 2..min(indirect_max, num) elements (the device's default limit
+        # is the queue size, §2.8.5; Linux checks only indirect_max) and a free descriptor
+        use_indirect = self.indirect and 1 < len(elems) <= min(self.indirect_max, s.num) and s.num_free > 0
         n = 1 if use_indirect else len(elems)
         id = self.free_head
-        sp = packed_add(CONCRETE, s, n, sum(ln for _, ln, w in elems if w), id)
+        self.last_args = {"n": n, "wlen": sum(ln for _, ln, w in elems if w), "id": id}
+        sp = packed_add(CONCRETE, s, **self.last_args)
         self.last_out = sp.out
         self.state, (head, wrap) = apply(sp, f"{len(elems)} elements, {s.num_free} descriptors free")
         if use_indirect:
@@ -588,7 +592,8 @@ class PackedDriver:
     def kick_prepare(self) -> bool:
         """Return whether the device wants an available buffer notification now."""
         flags, off, ewrap = read_event(self.mem, self.layout.device)
-        sp = packed_kick_prepare(CONCRETE, self.state, flags, off, ewrap)
+        self.last_args = {"flags": flags, "off": off, "ewrap": ewrap}
+        sp = packed_kick_prepare(CONCRETE, self.state, **self.last_args)
         self.last_out = sp.out
         self.state, kick = apply(sp)
         return bool(kick)
@@ -605,10 +610,12 @@ class PackedDriver:
         s = self.state
         raw = read_desc(self.mem, self._slot(s.last_used))
         length = raw.len if raw.flags & VIRTQ_DESC_F_WRITE else 0
-        sp = packed_get_used(CONCRETE, s, bool(raw.flags & VIRTQ_DESC_F_AVAIL), bool(raw.flags & VIRTQ_DESC_F_USED),
-                             raw.id, length)
+        self.last_args = {"avail": bool(raw.flags & VIRTQ_DESC_F_AVAIL), "used": bool(raw.flags & VIRTQ_DESC_F_USED),
+                          "id": raw.id, "length": length}
+        sp = packed_get_used(CONCRETE, s, **self.last_args)
         self.last_out = sp.out
         if first_failed(sp) == NO_USED:
+            self.last_args = None                               # nothing used: no step taken
             return None
         self.state, (id, length) = apply(sp, f"used id {raw.id} len {raw.len} flags {raw.flags:#x} at slot {s.last_used}")
         token, self.tokens[id] = self.tokens[id], None
@@ -626,6 +633,7 @@ class PackedDriver:
     def enable_cb(self) -> bool:
         """Re-enable used notifications; return False if used buffers are already pending (poll again)."""
         was = self.state.event_flags
+        self.last_args = {}
         sp = packed_enable_cb(CONCRETE, self.state)
         self.last_out = sp.out
         self.state, (slot, wrap) = apply(sp)
@@ -638,6 +646,7 @@ class PackedDriver:
     def disable_cb(self) -> None:
         """Suppress used notifications."""
         was = self.state.event_flags
+        self.last_args = {}
         sp = packed_disable_cb(CONCRETE, self.state)
         self.last_out = sp.out
         self.state, _ = apply(sp)
@@ -648,6 +657,7 @@ class PackedDriver:
         """Take back the lowest outstanding buffer after a device reset; return its token or None."""
         for id in range(self.num):             # bound: queue size
             if self.state.ndesc[id]:
+                self.last_args = {"id": id}
                 sp = packed_detach_unused(CONCRETE, self.state, id)
                 self.last_out = sp.out
                 self.state, _ = apply(sp)
@@ -673,6 +683,7 @@ class PackedDevice:
         self.indirect, self.limit = indirect, max_chain or num
         self.notify = notify or (lambda: None)
         self.last_out: Any = None
+        self.last_args: dict | None = {}
 
     def _in_region(self, addr: int, length: int) -> bool:
         lo, hi = self.region
@@ -721,8 +732,9 @@ class PackedDevice:
         if walked is None:
             return None
         w, chain = walked
-        sp = packed_pop(CONCRETE, s, bool(head & VIRTQ_DESC_F_AVAIL), bool(head & VIRTQ_DESC_F_USED),
-                        chain.ndesc, chain.id, w.wlen)
+        self.last_args = {"avail": bool(head & VIRTQ_DESC_F_AVAIL), "used": bool(head & VIRTQ_DESC_F_USED),
+                          "n": chain.ndesc, "id": chain.id, "wlen": w.wlen}
+        sp = packed_pop(CONCRETE, s, **self.last_args)
         self.last_out = sp.out
         self.state, _ = apply(sp, f"list of {chain.ndesc} at slot {s.next_avail}, id {chain.id}")
         return chain
@@ -743,6 +755,7 @@ class PackedDevice:
     def push_used(self, id: int, length: int) -> None:
         """Mark held buffer ``id`` used with ``length`` written bytes (flags written last)."""
         s = self.state
+        self.last_args = {"id": id, "length": length}
         sp = packed_push_used(CONCRETE, s, id, length)
         self.last_out = sp.out
         self.state, (slot, wrap) = apply(sp, f"id {id} len {length}")
@@ -755,13 +768,15 @@ class PackedDevice:
     def need_notify(self) -> bool:
         """Return whether the driver wants a used buffer notification now."""
         flags, off, ewrap = read_event(self.mem, self.layout.driver)
-        sp = packed_need_notify(CONCRETE, self.state, flags, off, ewrap)
+        self.last_args = {"flags": flags, "off": off, "ewrap": ewrap}
+        sp = packed_need_notify(CONCRETE, self.state, **self.last_args)
         self.last_out = sp.out
         self.state, out = apply(sp)
         return bool(out)
 
     def set_event(self, mode: int) -> None:
         """Publish ENABLE, DISABLE or DESC (next_avail) in the device area."""
+        self.last_args = {"mode": mode}
         sp = packed_set_event(CONCRETE, self.state, mode)
         self.last_out = sp.out
         self.state, (slot, wrap) = apply(sp, f"mode {mode}")
