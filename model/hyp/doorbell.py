@@ -180,7 +180,7 @@ def virq_deliver(L: Any, s: Any) -> Step:
 
 
 def virq_eoi(L: Any, s: Any) -> Step:
-    """The receiver ends the VIRQ (EOI); the level is re-evaluated by check_pending. out = whether one was in service."""
+    """The receiver ends the VIRQ (EOI); check_pending re-evaluates the level. out = whether one was in service."""
     level = L.And(s.virq_level, doorbell_check_pending(L, s, reasserted=s.virq_edge))
     return step([], L.If(s.virq_active, replace(s, virq_active=False, virq_level=level), s), out=s.virq_active)
 

@@ -144,8 +144,9 @@ class DoorbellMachine(RuleBasedStateMachine):
         except Refused as e:
             expected, ref_ok = str(e), False
         if ok != ref_ok or (ok and got[0] != expected):
-            raise errors.InvariantViolation(REFERENCE_CLAUSE[op], f"{op}({args}): model {'OK ' + repr(got[0]) if ok else err}, "
-                                                                  f"reference {'OK ' + repr(expected) if ref_ok else expected}")
+            model = f"OK {got[0]!r}" if ok else str(err)
+            ref = f"OK {expected!r}" if ref_ok else expected
+            raise errors.InvariantViolation(REFERENCE_CLAUSE[op], f"{op}({args}): model {model}, reference {ref}")
         self._compare(op)
 
     def _compare(self, op: str) -> None:

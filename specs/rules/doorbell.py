@@ -40,7 +40,7 @@ def rule_send_auto_ack_on_level(L, old, args, ok, new, out):
 
 @rule("doorbell", "send", "HYP-DBL-send-virq")
 def rule_send_asserts(L, old, args, ok, new, out):
-    """Bound: the edge bit is set, the level is asserted iff enabled flags are set (else kept); unbound: no VIRQ change."""
+    """Bound: edge bit set, level asserted iff enabled flags are set (else kept); unbound: no VIRQ change."""
     level = compute_level(_sent(L, old, args), old.enable_mask)
     return L.Implies(ok, L.And(
         new.virq_bound == old.virq_bound, new.virq_edge_trigger == old.virq_edge_trigger,
@@ -51,7 +51,7 @@ def rule_send_asserts(L, old, args, ok, new, out):
 
 @rule("doorbell", "receive", "HYP-DBL-receive")
 def rule_receive_clears(L, old, args, ok, new, out):
-    """Accepted iff clear_flags is a non-zero word; returns the old flags, clears exactly those; VIRQ and masks untouched."""
+    """Accepted iff clear_flags is a non-zero word; returns old flags, clears exactly those; VIRQ, masks untouched."""
     clear = args["clear_flags"]
     legal = L.And(is_word(L, old, clear), clear != 0)
     return L.And(ok == legal, L.Implies(ok, L.And(
