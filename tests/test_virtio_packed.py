@@ -292,3 +292,25 @@ def test_linux_kick_arithmetic_matches_the_position_rule_exhaustively():
                         for ew in (False, True):
                             kick = pk.packed_kick_prepare(CONCRETE, d, pk.RING_EVENT_FLAGS_DESC, off, ew).out
                             assert kick == _passed(CONCRETE, num, off, ew, a, aw, added), (num, a, aw, added, off, ew)
+
+
+def test_largest_queue_wraps():
+    """2^15 entries (§2.8): a list ending exactly at the ring end flips both wrap counters."""
+    num = pk.MAX_QUEUE_SIZE
+    mem = FlatView(16 * num + 8 + 0x2000)
+    lay = pk.PackedLayout.contiguous(num, 0)
+    region = (16 * num + 8, 16 * num + 8 + 0x2000)
+    drv = pk.PackedDriver(mem, lay, num)
+    dev = pk.PackedDevice(mem, lay, num, region)
+    drv.state = drv.state.__class__(**{**{f: getattr(drv.state, f) for f in drv.state.__slots__},
+                                      "next_avail": num - 2, "last_used": num - 2})
+    dev.state = dev.state.__class__(**{**{f: getattr(dev.state, f) for f in dev.state.__slots__},
+                                      "next_avail": num - 2, "next_used": num - 2})
+    drv.add([(region[0], 8), (region[0] + 8, 8)], [], "big")
+    assert (drv.state.next_avail, drv.state.avail_wrap) == (0, False)
+    ch = dev.pop()
+    dev.push_used(ch.id, 0)
+    assert drv.get_used() == ("big", 0)
+    assert (drv.state.last_used, drv.state.used_wrap) == (0, False)
+    with pytest.raises(errors.CallerError, match="queue-size"):
+        pk.PackedDevice(mem, lay, num + 1, region)
