@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from t1virtio.preset import Preset
+from t1virtio.preset import LINUX, SMALL, Preset
 from t1virtio.state import bits
 from t1virtio.step import Step, step
 
@@ -50,9 +50,35 @@ class PoolState:
     run: tuple = bits(W)       # ghost: slots of the allocation starting here (0 elsewhere)
 
     @property
+    def segsize(self) -> int:
+        """IO_TLB_SEGSIZE of the preset this pool's tables were built for (``preset_of``)."""
+        return preset_of(self).io_tlb_segsize
+
+    @property
     def end(self) -> Any:
         """``io_tlb_mem.end``: one past the pool's last byte."""
         return self.start + self.nslabs * IO_TLB_SIZE
+
+
+_GEOMETRY: dict[int, Preset] = {}
+
+
+def register_geometry(preset: Preset) -> None:
+    """Remember which preset a slot table of ``pool_nslabs`` entries belongs to (one per length)."""
+    known = _GEOMETRY.setdefault(preset.pool_nslabs, preset)
+    if (known.io_tlb_segsize, known.io_tlb_max_areas, known.page_size) != \
+            (preset.io_tlb_segsize, preset.io_tlb_max_areas, preset.page_size):
+        raise ValueError(f"presets {known.name} and {preset.name} both have {preset.pool_nslabs}-slot pools "
+                         "with different segment, area or page sizes")
+
+
+def preset_of(s: "PoolState") -> Preset:
+    """The preset whose constants shape ``s`` (found by its slot-table length), for invariants and rules."""
+    return _GEOMETRY[len(s.list)]
+
+
+for _p in (SMALL, LINUX):
+    register_geometry(_p)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,6 +145,11 @@ def find_pool(L: Any, pools: tuple, addr: Any) -> Any:
     return out
 
 
+def is_in_segment(L: Any, preset: Preset, lo: Any, k: int) -> Any:
+    """Slot ``lo`` lies in the segment of the constant slot ``k``, at or before it."""
+    return L.And(L.ULE(k - io_tlb_offset(preset, k), lo), L.ULE(lo, k))
+
+
 def in_area(L: Any, s: PoolState, a: int, k: Any) -> Any:
     """Whether slot ``k`` lies in area ``a`` (``a * area_nslabs <= k < (a + 1) * area_nslabs``)."""
     return L.And(L.ULT(a, s.nareas), L.ULE(s.area_nslabs * a, k), L.ULT(k, s.area_nslabs * (a + 1)))
@@ -156,13 +187,14 @@ def swiotlb_init_pool(L: Any, preset: Preset, start: Any, nslabs: Any, nareas: A
     """
     from t1virtio.swiotlb import policy as pol
     p = pol.current(policy)
+    register_geometry(preset)
     seg, T, M = preset.io_tlb_segsize, preset.pool_nslabs, preset.io_tlb_max_areas
     area_nslabs = L.If(nareas == 0, 0, L.div(nslabs, L.If(nareas == 0, 1, nareas)))
     clamped = p.list_init == "clamped"
     areas_ok = L.Or(nareas == 1, L.And(p.has_areas, is_power_of_two(L, nareas), L.ULE(nareas, M),
                                        u64(L, area_nslabs * nareas) == nslabs,
                                        L.mod(area_nslabs, seg) == 0))
-    guards = [(L.And(L.ULE(1, nslabs), L.ULE(nslabs, T)), "SWIOTLB-pool-nslabs"),
+    guards = [(L.And(L.ULE(1, nslabs), L.ULE(nslabs, T), L.ULE(start, U64 - T * IO_TLB_SIZE)), "SWIOTLB-pool-nslabs"),
               (L.mod(start, preset.page_size) == 0, "SWIOTLB-pool-align"),
               (areas_ok, "SWIOTLB-pool-areas")]
     if not clamped:

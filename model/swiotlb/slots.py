@@ -31,6 +31,7 @@ from t1virtio.swiotlb.pool import (INVALID_PHYS_ADDR, IO_TLB_SHIFT, IO_TLB_SIZE,
 
 DMA_BIT_MASK_64 = U64           # dma_get_seg_boundary() of a device without dma_parms: ULONG_MAX
 U32 = (1 << 32) - 1             # min_align_mask and alloc_align_mask are unsigned int
+MAX_PHYSMEM_BITS = 52           # arm64 with 52-bit PA: no original buffer lies above 2**52
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,28 +114,44 @@ def wrap_area_index(L: Any, s: PoolState, i: Any) -> Any:
     return L.If(L.ULE(s.area_nslabs, i), const(L, 0), i)
 
 
-def search_area(L: Any, preset: Preset, p: pol.SwiotlbPolicy, s: PoolState, a: int, q: Request) -> AreaResult:
-    """Walk area ``a`` as the kernel does, unrolled to ``pool_nslabs`` steps (the search bound)."""
-    base = s.area_nslabs * a
+def search_steps(preset: Preset) -> int:
+    """The search bound: steps walked per area. ``pool_nslabs >= area_nslabs`` covers every index the
+    kernel's walk can reach (proofs/swiotlb.py, obligation ``swiotlb:search-bound-suffices``)."""
+    return preset.pool_nslabs
+
+
+def walk_step(L: Any, s: PoolState, q: Request, base: Any, index: Any) -> tuple:
+    """One step of the kernel's walk from area-relative ``index``: (misaligned, step, next index)."""
+    mis = is_misaligned(L, q, base + index)
+    step_by = L.If(mis, const(L, 1), q.stride)
+    return mis, step_by, wrap_area_index(L, s, index + step_by)
+
+
+def search_start(L: Any, p: pol.SwiotlbPolicy, s: PoolState, a: int, q: Request) -> Any:
+    """Where the walk of area ``a`` starts: ``ALIGN(area->index, stride)`` wrapped (6.1, 5.7) or the hint."""
     hint = s.area_index[a]
+    if p.search in ("v6.1", "seed-v5.7"):
+        return wrap_area_index(L, s, u64(L, (hint + q.stride - 1) & L.BitNot(q.stride - 1, 64)))
+    return hint
+
+
+def search_area(L: Any, preset: Preset, p: pol.SwiotlbPolicy, s: PoolState, a: int, q: Request) -> AreaResult:
+    """Walk area ``a`` as the kernel does, unrolled to ``search_steps`` steps (the search bound)."""
+    base = s.area_nslabs * a
     unbounded = p.search in ("v6.1", "seed-v5.7")
-    if unbounded:
-        start = wrap_area_index(L, s, u64(L, (hint + q.stride - 1) & L.BitNot(q.stride - 1, 64)))
-    else:
-        start = hint
+    start = search_start(L, p, s, a, q)
     index, checked, alive, found = start, const(L, 0), L.ULE(q.nslots, s.area_nslabs - s.area_used[a]), False
     slot_found, rel_found = const(L, 0), const(L, 0)
     shift = nr_slots(L, q.tbl_dma_addr)
-    for _ in range(preset.pool_nslabs):
+    for _ in range(search_steps(preset)):
         slot = base + index
-        mis = is_misaligned(L, q, slot)
+        mis, step_by, nxt = walk_step(L, s, q, base, index)
         fits = L.And(L.Not(mis), L.Not(iommu_is_span_boundary(L, slot, q.nslots, shift, q.max_slots)),
                      L.ULE(q.nslots, L.at(s.list, slot)))
         hit = L.And(alive, fits)
         slot_found, rel_found = L.If(hit, slot, slot_found), L.If(hit, index, rel_found)
         found = L.Or(found, hit)
-        step_by = L.If(mis, const(L, 1), q.stride)
-        index = wrap_area_index(L, s, index + step_by)
+        index = nxt
         checked = checked + step_by
         more = L.Not(index == start) if unbounded else L.ULT(checked, s.area_nslabs)
         alive = L.And(alive, L.Not(fits), more)
@@ -225,7 +242,8 @@ def swiotlb_tbl_map_slots(L: Any, preset: Preset, s: PoolState, orig_addr: Any, 
     new = replace(found.new, orig_addr=tuple(
         L.If(in_run(L, idx, n, k), u64(L, orig_addr + (k - idx) * IO_TLB_SIZE), found.new.orig_addr[k])
         for k in range(preset.pool_nslabs)))
-    guards = [(L.ULE(mapping_size, alloc_size), "SWIOTLB-map-sizes"), *found.guards]
+    guards = [(L.And(L.ULE(mapping_size, alloc_size), L.ULT(orig_addr, 1 << MAX_PHYSMEM_BITS)), "SWIOTLB-map-sizes"),
+              (L.ULE(alloc_size, preset.io_tlb_segsize * IO_TLB_SIZE), "SWIOTLB-find-too-large"), *found.guards]
     return step(guards, new, out=(idx, u64(L, pool.compute_slot_addr(L, s.start, idx) + offset)))
 
 

@@ -8,7 +8,7 @@ _FIX = "7c3940bf81e5 'swiotlb: fix the deadlock in swiotlb_do_find_slots' (6.3);
 register([
     # pool creation (swiotlb_init_io_tlb_mem, swiotlb_register_pool)
     ("SWIOTLB-pool-nslabs", "caller", _SEED, "§0.5 swiotlb_register_pool",
-     "a pool has at least one slot (nslabs == 0 is -EINVAL) and fits the model's slot table"),
+     "a pool has at least one slot (nslabs == 0 is -EINVAL), fits the model's slot table and does not wrap the address space"),
     ("SWIOTLB-pool-align", "caller", _SRC, "§1.4 swiotlb_init_io_tlb_mem",
      "a pool starts on a page boundary, so slot and page alignment of allocations are absolute"),
     ("SWIOTLB-pool-areas", "caller", _SRC, "§1.4 swiotlb_adjust_nareas / limit_nareas",
@@ -30,7 +30,7 @@ register([
      "every slot search ends after at most area_nslabs steps per area, whatever the pool holds"),
     # map (swiotlb_tbl_map_single, slot half)
     ("SWIOTLB-map-sizes", "caller", _SRC, "§1.6 step 3",
-     "mapping_size must not exceed alloc_size (DMA_MAPPING_ERROR)"),
+     "mapping_size must not exceed alloc_size (DMA_MAPPING_ERROR), and orig_addr is a physical address (< 2**52)"),
     # release (swiotlb_release_slots, seed swiotlb_free)
     ("SWIOTLB-release-no-pool", "caller", _SRC, "§1.10, §1.12 is_swiotlb_buffer",
      "the released address lies in no pool"),
@@ -48,7 +48,7 @@ register([
     ("SWIOTLB-alloc-run", "invariant", _SRC, "§6.1 I3",
      "every taken slot belongs to exactly one allocation: a contiguous run of run[head] slots inside one segment (hence one area) of the pool"),
     ("SWIOTLB-slot-meta", "invariant", _SRC, "§1.2, §6.1 I4",
-     "inside an allocation orig_addr and alloc_size step by IO_TLB_SIZE from slot to slot; free slots hold INVALID_PHYS_ADDR and 0; release recovers the run length"),
+     "inside an allocation orig_addr and alloc_size step by IO_TLB_SIZE from slot to slot; free slots hold INVALID_PHYS_ADDR and 0"),
     # rules (legality: what any allocator may do)
     ("SWIOTLB-find-rule", "rule", _SRC, "§6.1 I3",
      "an accepted search takes exactly nr_slots(alloc_size) free slots of one segment, area and pool, and nothing else changes owner"),
