@@ -52,7 +52,6 @@ class PackedMachine(RuleBasedStateMachine):
         self.held: dict[int, pk.Chain] = {}       # device: id -> popped chain
         self.used: list[tuple[int, int, int]] = []  # device completions not yet taken: (id, token, len)
         self.written: dict[int, bytes] = {}       # token -> bytes the device wrote
-        self.wraps = 0
 
     def _kick(self):
         self.kicks += 1
@@ -60,7 +59,8 @@ class PackedMachine(RuleBasedStateMachine):
     def _call(self, component, op, side, fn, expected=(errors.Exhausted,)):
         """Run ``fn`` on ``side``; check ``op``'s rules on the core step it took; return (result, error).
 
-        While the ring is untainted, an error other than ``expected`` is a defect of the honest pair."""
+        An error other than ``expected`` (plus a refusal of hostile bytes once the ring is tainted) is a
+        defect: the honest sides only ever refuse, with a typed error naming a clause."""
         old = side.state
         side.last_args, side.last_out = None, None
         try:
@@ -71,8 +71,9 @@ class PackedMachine(RuleBasedStateMachine):
             res, err = None, e
         if side.last_args is not None:
             rules.check(component, op, old, side.last_args, err is None, side.state, side.last_out)
-        if err is not None and not self.tainted and not isinstance(err, expected):
-            raise errors.InvariantViolation(ORDER, f"honest pair: {op} refused with {err}")
+        allowed = expected + ((errors.PeerViolation,) if self.tainted else ())
+        if err is not None and not isinstance(err, allowed):
+            raise errors.InvariantViolation(ORDER, f"{op} failed with {type(err).__name__} {err}")
         return res, err
 
     # ---- driver ------------------------------------------------------------------------------
@@ -102,8 +103,6 @@ class PackedMachine(RuleBasedStateMachine):
             assert err is not None, "add accepted a buffer that is empty or does not fit"
             return
         if err is None:
-            if s.next_avail + need >= self.num:
-                self.wraps += 1
             self.free_areas.pop()
             self.sent[self.token] = (area, payload, inn)
 
