@@ -129,14 +129,19 @@ class Reference:
     def targets(self, P: RefParcel, ipa: int) -> dict[int, int]:
         return {p: ipa + o - P.base for p, o in P.pages.items()}
 
-    def accept_legal(self, vm, h, trans, ipa, rights) -> bool:
+    def accept_refusal(self, vm, h, trans, ipa, rights) -> str | None:
+        """Return the clause (Gunyah error) that refuses this accept, checked in the RM's order, or None."""
         P = self.parcels.get(h)
-        if P is None or vm == P.owner or not P.acl[vm] or vm in P.borrowed or trans != P.trans:
-            return False
-        if not rights or rights & ~P.acl[vm]:
-            return False
-        return all(0 <= t < compute_ipa_pages(PRESET) and t not in self.maps[vm] and t not in self.reserved[vm]
-                   for t in self.targets(P, ipa).values())
+        checks = [
+            ("HYP-MEMPARCEL-handle", lambda: P is not None),
+            ("HYP-MEMPARCEL-accept-owner", lambda: vm != P.owner),
+            ("HYP-MEMPARCEL-accept-acl", lambda: P.acl[vm] != 0),
+            ("HYP-MEMPARCEL-accept-twice", lambda: vm not in P.borrowed),
+            ("HYP-MEMPARCEL-accept-type", lambda: trans == P.trans),
+            ("HYP-MEMPARCEL-accept-rights", lambda: rights != 0 and not rights & ~P.acl[vm]),
+            ("HYP-S2-ipa", lambda: all(0 <= t < compute_ipa_pages(PRESET) and t not in self.maps[vm]
+                                       and t not in self.reserved[vm] for t in self.targets(P, ipa).values()))]
+        return next((clause for clause, holds in checks if not holds()), None)
 
     def accept(self, vm, h, ipa, rights) -> None:
         P = self.parcels[h]
@@ -192,10 +197,15 @@ class HypervisorMachine(RuleBasedStateMachine):
         c = self.candidates()
         return c[k % len(c)]
 
-    def both(self, op: str, call, args: dict, expect: bool):
-        """Run ``call(hv)`` on the model (rules checked) and on the twin; compare with the reference."""
+    def both(self, op: str, call, args: dict, expect: bool, refusal: str | None = None):
+        """Run ``call(hv)`` on the model (rules checked) and on the twin; compare with the reference.
+
+        ``refusal``, when the reference knows it, is the clause the refusal must name (the RM's error).
+        """
         got = []
         ok, err = checked_call(C, op, self.hv, lambda: got.append(call(self.hv)), args)
+        if refusal is not None and err is not None and err.clause != refusal:
+            raise errors.InvariantViolation(refusal, f"{op}({args}) refused with {err.clause}, expected {refusal}")
         try:
             call(self.twin)
             twin_ok = True
@@ -250,9 +260,10 @@ class HypervisorMachine(RuleBasedStateMachine):
         if P is not None and full:
             rights = P.acl[vm]
         ipa = ACCEPT_IPA + at % 8 if window else self.pick(at)
-        expect = self.ref.accept_legal(vm, handle, trans, ipa, rights)
+        refusal = self.ref.accept_refusal(vm, handle, trans, ipa, rights)
         args = {"vm": vm, "handle": handle, "trans": trans, "ipa": ipa, "rights": rights}
-        ok, _ = self.both("accept", lambda hv: hv.mem_accept(vm, handle, trans, ipa * PS, rights), args, expect)
+        ok, _ = self.both("accept", lambda hv: hv.mem_accept(vm, handle, trans, ipa * PS, rights), args,
+                          refusal is None, refusal)
         if ok:
             self.ref.accept(vm, handle, ipa, rights)
 
