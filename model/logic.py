@@ -94,6 +94,8 @@ class Z3:
         return self.z3.Implies(self._b(a), self._b(b))
 
     def If(self, c: Any, a: Any, b: Any) -> Any:
+        if isinstance(a, SymTable):
+            return SymTable(self.z3.If(c, a.arr, b.arr), a.n)
         if isinstance(a, tuple):
             return tuple(self.If(c, x, y) for x, y in zip(a, b, strict=True))
         if dataclasses.is_dataclass(a):
@@ -132,6 +134,27 @@ class Z3:
         raise TypeError("a z3 term has no truth value; branch with L.If")
 
 
+class SymTable:
+    """A table of ``n`` entries held as a z3 array: reads are ``Select``, writes ``Store``.
+
+    Used by proofs that reach the real (LINUX) table sizes, where an ``If`` chain per symbolic
+    index would be too large. ``len`` is the table length, so invariants written over tuples
+    (``len(s.sizes)``, ``s.sizes[k]``, ``L.at``, ``L.update``) read the same over a ``SymTable``.
+    """
+
+    __slots__ = ("arr", "n")
+
+    def __init__(self, arr: Any, n: int):
+        self.arr, self.n = arr, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, k: Any) -> Any:
+        import z3
+        return z3.Select(self.arr, k)
+
+
 def _in_range(L: Any, k: int, lo: Any, n: Any) -> Any:
     return L.And(L.ULE(lo, k), L.ULT(k, lo + n)) if not isinstance(lo, int) or not isinstance(n, int) \
         else (lo <= k < lo + n)
@@ -154,12 +177,28 @@ class Vocabulary:
         """Return ``Or(f(0), ..., f(n-1))`` for a preset constant ``n``."""
         return self.Or(*[f(i) for i in range(n)])
 
+    def forall_below(self, table: Sequence[Any], bound: Any, f: Callable[[Any], Any]) -> Any:
+        """Return whether ``f(k)`` holds for every ``0 <= k < bound`` (``bound <= len(table)``).
+
+        Over a tuple this is a masked conjunction of ``len(table)`` terms; over a ``SymTable`` it is
+        one quantified formula, so proofs at the real table sizes stay small.
+        """
+        if isinstance(table, SymTable):
+            import z3
+            k = z3.FreshInt("k")
+            return z3.ForAll([k], z3.Implies(z3.And(0 <= k, k < bound), f(k)))
+        if isinstance(bound, int):
+            return self.And(*[f(k) for k in range(min(bound, len(table)))])
+        return self.And(*[self.Implies(self.ULT(k, bound), f(k)) for k in range(len(table))])
+
     def count(self, n: int, f: Callable[[int], Any]) -> Any:
         """Return how many of ``f(0..n-1)`` hold."""
         return sum((self.If(f(i), 1, 0) for i in range(n)), 0)
 
     def at(self, seq: Sequence[Any], i: Any) -> Any:
         """Return ``seq[i]``; outside the table, its last element (same in both backends)."""
+        if isinstance(seq, SymTable):
+            return seq[self.If(self.And(self.ULE(0, i), self.ULT(i, seq.n)), i, seq.n - 1)]
         if isinstance(i, int):
             return seq[i] if 0 <= i < len(seq) else seq[-1]
         out = seq[-1]
@@ -169,6 +208,9 @@ class Vocabulary:
 
     def update(self, seq: Sequence[Any], i: Any, v: Any) -> tuple:
         """Return ``seq`` with element ``i`` replaced by ``v`` (unchanged outside the table)."""
+        if isinstance(seq, SymTable):
+            import z3
+            return SymTable(self.If(self.And(self.ULE(0, i), self.ULT(i, seq.n)), z3.Store(seq.arr, i, v), seq.arr), seq.n)
         if isinstance(i, int):
             return tuple(v if k == i else x for k, x in enumerate(seq))
         return tuple(self.If(i == k, v, x) for k, x in enumerate(seq))

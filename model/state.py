@@ -24,8 +24,22 @@ def _leaves(template: Any, width: int | None, f):
     return f(template, width)
 
 
-def symbolize(template: Any, prefix: str) -> Any:
-    """Return a copy of ``template`` whose every leaf is a fresh z3 constant."""
+def table(**kw: Any) -> Any:
+    """Declare a dataclass field holding a table of ints; ``symbolize(..., arrays=True)`` makes it a z3 array."""
+    return dataclasses.field(metadata={"table": True}, **kw)
+
+
+def _arrays(template: Any, prefix: str) -> Any:
+    """Replace every ``table()`` field of ``template`` (top level) by a fresh ``SymTable``."""
+    import z3
+    from t1virtio.logic import SymTable
+    return dataclasses.replace(template, **{
+        f.name: SymTable(z3.Array(f"{prefix}.{f.name}", z3.IntSort(), z3.IntSort()), len(getattr(template, f.name)))
+        for f in dataclasses.fields(template) if f.metadata.get("table")})
+
+
+def symbolize(template: Any, prefix: str, arrays: bool = False) -> Any:
+    """Return a copy of ``template`` whose every leaf is a fresh z3 constant (``table()`` fields as z3 arrays if ``arrays``)."""
     import z3
     counter = [0]
 
@@ -39,6 +53,8 @@ def symbolize(template: Any, prefix: str) -> Any:
         if isinstance(value, int):
             return z3.Int(name)
         return value
+    if arrays:
+        return _leaves(_arrays(template, prefix), None, fresh)
     return _leaves(template, None, fresh)
 
 
@@ -46,9 +62,13 @@ def decode(model: Any, sym: Any) -> Any:
     """Return the concrete value of the symbolic state ``sym`` in a z3 ``model``."""
     import z3
 
+    from t1virtio.logic import SymTable
+
     def value(x: Any, width: int | None) -> Any:
         if isinstance(x, (bool, int)):
             return x
+        if isinstance(x, SymTable):
+            return tuple(model.eval(x[k], model_completion=True).as_long() for k in range(x.n))
         v = model.eval(x, model_completion=True)
         if z3.is_bool(v):
             return z3.is_true(v)

@@ -76,6 +76,7 @@ class Subject:
     init: Callable[[Any, Any], Any] | None = None
     customs: tuple[Custom, ...] = ()
     invariant_component: str | None = None
+    arrays: bool = False      # hold ``table()`` fields as z3 arrays (for real table sizes)
 
     def invariants(self) -> list:
         return invariants.of(self.invariant_component or self.component)
@@ -166,11 +167,11 @@ def build(ob: Obligation) -> tuple[Any, Callable[[Any], dict]]:
     L = logic.z3_logic()
     s = ob.subject
     if ob.kind == "init":
-        s0 = st.symbolize(s.template(), "s0")
+        s0 = st.symbolize(s.template(), "s0", s.arrays)
         pre = s.init(L, s0) if s.init else L.And(*_equal_to(L, s0, s.template()))
         neg = L.And(pre, L.Not(ob.target.fn(L, s0)))
         return neg, lambda m: {"state": st.to_json(st.decode(m, s0))}
-    old = st.symbolize(s.template(), "old")
+    old = st.symbolize(s.template(), "old", s.arrays)
     args = _fresh_args(ob.op, "arg")
     pre = [inv.fn(L, old) for inv in s.invariants()]
     if s.assume:
@@ -190,7 +191,7 @@ def build(ob: Obligation) -> tuple[Any, Callable[[Any], dict]]:
 
 def _equal_to(L: Any, sym: Any, conc: Any) -> list:
     a, b = [], []
-    st._leaves(sym, None, lambda x, w: a.append(x))
+    st._leaves(sym, None, lambda x, w: a.extend(x[k] for k in range(x.n)) if isinstance(x, logic.SymTable) else a.append(x))
     st._leaves(conc, None, lambda x, w: b.append(x))
     return [x == y for x, y in zip(a, b)]
 

@@ -7,7 +7,7 @@ from t1virtio.specs import clauses
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = [p for d in ("model", "specs/invariants", "specs/rules", "proofs") for p in (ROOT / d).rglob("*.py")]
-LITERAL = re.compile(r'"([A-Z][A-Za-z0-9]*(?:[-/][^"\n]+)+)"')
+LITERAL = re.compile(r'"([A-Z][A-Za-z0-9]*(?:[-/][^"\n{}]+)+)"')
 
 
 def _literals() -> set[str]:

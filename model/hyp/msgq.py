@@ -11,7 +11,7 @@ from typing import Any
 
 from t1virtio.logic import CONCRETE
 from t1virtio.preset import Preset
-from t1virtio.state import bits
+from t1virtio.state import table
 from t1virtio.step import Step, apply, step
 
 GUNYAH_MAX_DEPTH = 255      # MSGQUEUE_MAX_QUEUE_DEPTH (256) - 1: "depth < 256"
@@ -32,8 +32,8 @@ class MsgQueueState:
     head: int
     sent: int                 # ghost: messages accepted so far
     received: int             # ghost: messages delivered so far
-    sizes: tuple[int, ...]
-    seqs: tuple[int, ...]     # ghost: which message (by ``sent`` number) sits in each slot
+    sizes: tuple[int, ...] = table()
+    seqs: tuple[int, ...] = table()  # ghost: which message (by ``sent`` number) sits in each slot
     notfull_thd: int
     notempty_thd: int
     tx_virq: bool             # sender's "not full" line

@@ -1,8 +1,12 @@
 """Invariants of the hypervisor message queue (facts §6.4)."""
 from __future__ import annotations
 
-from t1virtio.hyp.msgq import compute_slot
 from t1virtio.specs.invariants import invariant
+
+
+def _offset(L, s, j):
+    """Return how many places slot ``j`` lies after the head (``0 <= j < depth``)."""
+    return L.If(L.ULE(s.head, j), j - s.head, j + s.depth - s.head)
 
 
 @invariant("msgq", "HYP-MSGQ-count")
@@ -16,17 +20,16 @@ def inv_count_within_depth(L, s):
 
 @invariant("msgq", "HYP-MSGQ-fifo")
 def inv_fifo_order(L, s):
-    """The k-th queued message from the head is message number ``received + k``."""
-    return L.all_idx(len(s.seqs), lambda k: L.Implies(
-        L.ULT(k, s.count), L.at(s.seqs, compute_slot(L, s, k)) == s.received + k))
+    """The message k places after the head is message number ``received + k`` (every slot, quantified)."""
+    return L.forall_below(s.seqs, s.depth, lambda j: L.Implies(
+        L.ULT(_offset(L, s, j), s.count), L.at(s.seqs, j) == s.received + _offset(L, s, j)))
 
 
 @invariant("msgq", "HYP-MSGQ-msg-size")
 def inv_msg_size(L, s):
     """Every queued message is 1..max_size bytes."""
-    return L.all_idx(len(s.sizes), lambda k: L.Implies(
-        L.ULT(k, s.count), L.And(L.ULE(1, L.at(s.sizes, compute_slot(L, s, k))),
-                                 L.ULE(L.at(s.sizes, compute_slot(L, s, k)), s.max_size))))
+    return L.forall_below(s.sizes, s.depth, lambda j: L.Implies(
+        L.ULT(_offset(L, s, j), s.count), L.And(L.ULE(1, L.at(s.sizes, j)), L.ULE(L.at(s.sizes, j), s.max_size))))
 
 
 @invariant("msgq", "HYP-MSGQ-thresholds")

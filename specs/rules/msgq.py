@@ -12,8 +12,8 @@ def rule_send_appends_one(L, old, args, ok, new, out):
     tail = compute_slot(L, old, old.count)
     legal = L.And(L.ULT(old.count, old.depth), L.ULE(1, size), L.ULE(size, old.max_size),
                   (flags & ~MSGQ_PUSH) == 0)
-    kept = L.all_idx(len(old.sizes), lambda k: L.Implies(
-        L.Not(tail == k), L.And(new.sizes[k] == old.sizes[k], new.seqs[k] == old.seqs[k])))
+    kept = L.forall_below(old.sizes, old.depth, lambda k: L.Implies(
+        L.Not(tail == k), L.And(L.at(new.sizes, k) == L.at(old.sizes, k), L.at(new.seqs, k) == L.at(old.seqs, k))))
     return L.And(ok == legal, L.Implies(ok, L.And(
         new.count == old.count + 1, new.head == old.head, L.at(new.sizes, tail) == size,
         L.at(new.seqs, tail) == old.sent, kept, out == L.ULT(new.count, new.depth))))
