@@ -59,7 +59,7 @@ def _unsigned_int_masks(L, s, a):
 
 
 def _template():
-    return slots.SlotPool(P, 0, P.pool_nslabs, P.io_tlb_max_areas).state
+    return slots.SlotPool(P, 0, P.pool_nslabs, P.io_tlb_max_areas, policy=pol.V6_1).state
 
 
 def _init(L, s):

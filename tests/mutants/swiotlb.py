@@ -23,14 +23,14 @@ def _linux_61_do_while(orig, L, preset, p, s, a, q):
     """6.1.y's search loop as written: ``do { ... } while (index != wrap)``, no step bound (concrete only)."""
     from t1virtio.swiotlb import slots
     base = s.area_nslabs * a
-    if not L.ULE(q.nslots, s.area_nslabs - s.area_used[a]):
+    if a >= s.nareas or not L.ULE(q.nslots, s.area_nslabs - s.area_used[a]):
         return slots.AreaResult(False, False, 0, 0)
     index = wrap = slots.search_start(L, p, s, a, q)
     shift = slots.nr_slots(L, q.tbl_dma_addr)
     while True:
         mis, _, nxt = slots.walk_step(L, s, q, base, index)
         if not mis and not slots.iommu_is_span_boundary(L, base + index, q.nslots, shift, q.max_slots) \
-                and q.nslots <= s.list[base + index]:
+                and q.nslots <= L.at(s.list, base + index):
             return slots.AreaResult(True, False, base + index, index)
         index = nxt
         if index == wrap:
