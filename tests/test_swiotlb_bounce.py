@@ -164,3 +164,68 @@ def test_leak_table():
 def test_default_policy_is_leak_free():
     report = labels.leak_report(b.DEFAULT_MAP_BOUNCE)
     assert not any(report[k] for k in labels.LEAKS)
+
+
+# ---------------------------------------------------------------- against the real Linux 6.1.y swiotlb.c
+
+def test_bounce_bytes_agree_with_linux_6_1():
+    """Under the 5.18+ policy (6.1.y's), the caller's bytes after every map / device write / sync / unmap
+    are those the real kernel/dma/swiotlb.c leaves, for the same operations on the same bytes."""
+    import random
+
+    from linuxpeer import swiotlb_peer
+    from t1virtio.hyp.memview import FlatView
+    from dataclasses import replace
+
+    from t1virtio.preset import LINUX
+    peer = swiotlb_peer()
+    one_segment = replace(LINUX, name="LINUX-128", pool_nslabs=LINUX.io_tlb_segsize, io_tlb_max_areas=1)
+    nslabs, orig_base, orig_size = one_segment.pool_nslabs, 0x80000, 0x8000
+    mem = peer.GuestMemory(1 << 20)
+    lx = peer.Pool(mem, start=0, nslabs=nslabs)
+    lx.set_device(min_align_mask=0x3ff, segment_boundary_mask=(1 << 64) - 1)
+    priv = FlatView(orig_size, base=orig_base)
+    sw = b.Swiotlb(one_segment, priv, map_bounce=b.LINUX_5_18, min_align_mask=0x3ff)
+    pool = sw.register_pool("p", 0, nslabs, FlatView(nslabs * 2048, base=0x4000_0000), 0x4000_0000)
+    rng = random.Random(7)
+    seed_bytes = bytes(rng.randrange(256) for _ in range(orig_size))
+    mem.write(orig_base, seed_bytes)
+    priv.write(orig_base, seed_bytes)
+    live = []                                       # (orig, size, dir, linux tlb, model tlb)
+    peer_dirs = {TO: peer.TO_DEVICE, FROM: peer.FROM_DEVICE, BIDI: peer.BIDIRECTIONAL}
+    for _ in range(200):
+        r = rng.random()
+        if r < 0.35 or not live:
+            size, off = rng.randrange(1, 5000), rng.randrange(0, orig_size - 5000)
+            dir = rng.choice([TO, FROM, BIDI])
+            t_lx = lx.map_single(orig_base + off, size, peer_dirs[dir])
+            try:
+                t_md = sw.map_single(pool, orig_base + off, size, dir)
+            except errors.Exhausted:
+                t_md = None
+            assert (t_lx is None) == (t_md is None)
+            if t_lx is not None:
+                live.append((orig_base + off, size, dir, t_lx, t_md))
+        elif r < 0.65:
+            o, size, dir, t_lx, t_md = rng.choice(live)
+            at, data = rng.randrange(size), bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
+            data = data[:size - at]
+            mem.write(t_lx + at, data)                                   # the device, at its own address
+            pool.vview.write(pool.tlb_vaddr(t_md + at), data)
+        elif r < 0.85:
+            o, size, dir, t_lx, t_md = rng.choice(live)
+            lo = rng.randrange(size)
+            n = rng.randrange(0, size - lo + 1)
+            if rng.random() < 0.5:
+                lx.sync_for_cpu(t_lx + lo, n, peer_dirs[dir])
+                sw.sync_single_for_cpu(t_md + lo, n, dir)
+            else:
+                lx.sync_for_device(t_lx + lo, n, peer_dirs[dir])
+                sw.sync_single_for_device(t_md + lo, n, dir)
+        else:
+            o, size, dir, t_lx, t_md = live.pop(rng.randrange(len(live)))
+            lx.unmap_single(t_lx, size, peer_dirs[dir])
+            sw.unmap_single(t_md, size, dir)
+        assert mem.read(orig_base, orig_size) == priv.read(orig_base, orig_size)
+        for o, size, dir, t_lx, t_md in live:
+            assert mem.read(t_lx, size) == pool.vview.read(pool.tlb_vaddr(t_md), size)

@@ -163,10 +163,10 @@ def acceptable_for_caller(label: Label, owner: int, since: int) -> bool:
 
 def received_from(shadow: Shadow, labels: list[int], owner: int, since: int, where: str) -> None:
     """Raise ``SWIOTLB-BOUNCE-no-stale`` if the caller buffer ``owner`` received a stale byte."""
-    for k, i in enumerate(labels):
+    for i in set(labels):
         lab = shadow.label(i)
         if not acceptable_for_caller(lab, owner, since):
-            raise errors.fail(NO_STALE, f"{where}: byte {k} of buffer {owner} came from {lab} "
+            raise errors.fail(NO_STALE, f"{where}: byte {labels.index(i)} of buffer {owner} came from {lab} "
                                         f"(mapping made at time {since})")
 
 

@@ -1,9 +1,11 @@
 """Bounce-layer mutants: the historical swiotlb bounce bugs (facts §1.8, §1.11, formal §5.4) and one per clause."""
 from __future__ import annotations
 
+import importlib
 from dataclasses import replace
+from unittest import mock
 
-from . import Mutant, drop_guard, patches, replace_fn
+from . import Mutant, drop_guard, replace_fn
 
 B = "t1virtio.swiotlb.bounce"
 D = "t1virtio.swiotlb.dma"
@@ -18,6 +20,25 @@ def _ath9k(orig, L, dir):
 def b_const(name):
     import importlib
     return getattr(importlib.import_module(B), name)
+
+
+def set_default(value_name):
+    """A patch making the bounce layer's default map-time policy ``value_name`` (what a kernel build would ship)."""
+    def patch():
+        mod = importlib.import_module(B)
+        return mock.patch.object(mod, "DEFAULT_MAP_BOUNCE", getattr(mod, value_name))
+    return patch
+
+
+def _copy_wrong_way(orig, orig_view, pool, copy):
+    """The byte layer swaps slot -> orig into orig -> slot: the caller never sees the device's bytes."""
+    kind = b_const("ORIG_TO_SLOT") if copy.kind == b_const("SLOT_TO_ORIG") else copy.kind
+    return orig(orig_view, pool, replace(copy, kind=kind))
+
+
+def _copy_16_more(orig, orig_view, pool, copy):
+    """The byte layer copies 16 bytes past the window it was given."""
+    return orig(orig_view, pool, replace(copy, n=copy.n + 16) if copy.n else copy)
 
 
 def _no_map_bounce(orig, L, map_bounce, dir, attrs):
@@ -76,28 +97,20 @@ MUTANTS = [
     Mutant("bounce-ath9k-sync-for-device", "SWIOTLB-BOUNCE-direction",
            "proof:swiotlb_bounce:sync_for_device⊨rule_sync_for_device_never_clobbers", "SWIOTLB-BOUNCE-direction",
            replace_fn(B, "sync_for_device_kind", _ath9k), "aa6f8dcbab47 (5.17-rc8), reverted bddac7c1e02b: ath9k"),
-    Mutant("bounce-ath9k-clobbers-device-data", "SWIOTLB-BOUNCE-transparent", "machine:swiotlb", "SWIOTLB-BOUNCE-transparent",
-           replace_fn(B, "sync_for_device_kind", _ath9k), "aa6f8dcbab47: device data in a FROM_DEVICE slot overwritten",
+    Mutant("bounce-copy-wrong-way", "SWIOTLB-BOUNCE-transparent", "machine:swiotlb", "SWIOTLB-BOUNCE-transparent",
+           replace_fn(B, "swiotlb_bounce", _copy_wrong_way), "synthetic: device data never reaches the caller",
            examples=60),
     Mutant("bounce-no-map-time-bounce", "SWIOTLB-BOUNCE-no-stale", "machine:swiotlb", "SWIOTLB-BOUNCE-no-stale",
-           replace_fn(B, "map_copy_kind", _no_map_bounce), "CVE-2022-0854 (before ddbd89deb7d3)", examples=200),
+           set_default("PRE_5_17"), "CVE-2022-0854 (before ddbd89deb7d3): pre-5.17 map bounce shipped", examples=200),
     Mutant("bounce-no-map-time-bounce-cve", "SWIOTLB-BOUNCE-no-stale", f"{S}:cve_2022_0854", "SWIOTLB-BOUNCE-no-stale",
            replace_fn(B, "map_copy_kind", _no_map_bounce), "CVE-2022-0854 (Halil Pasic's LTP reproducer, shape)"),
     Mutant("bounce-map-exports-from-device", "SWIOTLB-BOUNCE-no-export", "machine:swiotlb", "SWIOTLB-BOUNCE-no-export",
-           replace_fn(B, "map_copy_kind", _always_map_bounce), "901c7280ca0d behaviour under the zero-fill default",
-           examples=60),
+           set_default("LINUX_5_18"), "901c7280ca0d (5.18+, 6.1.y) map-time copy shipped as the default", examples=100),
     Mutant("bounce-unmap-copies-to-device", "SWIOTLB-BOUNCE-direction",
            "proof:swiotlb_bounce:unmap_single⊨rule_unmap_copies_back", "SWIOTLB-BOUNCE-direction",
            replace_fn(B, "unmap_copy_kind", _unmap_copies_to_device), "synthetic: TO_DEVICE unmap bounces back"),
-    Mutant("bounce-unmap-to-device-reaches-caller", "SWIOTLB-BOUNCE-transparent", "machine:swiotlb",
-           "SWIOTLB-BOUNCE-transparent", replace_fn(B, "unmap_copy_kind", _unmap_copies_to_device),
-           "synthetic: the primary's writes into a TO_DEVICE slot reach the caller", examples=100),
-    Mutant("bounce-copy-overruns-mapping", "SWIOTLB-BOUNCE-copy-inside",
-           "proof:swiotlb_bounce:unmap_single⊨rule_unmap_copy_inside", "SWIOTLB-BOUNCE-copy-inside",
-           replace_fn(B, "swiotlb_unmap_single", _unmap_whole_slots), "synthetic: copy rounded up to whole slots"),
     Mutant("bounce-copy-overruns-caller-buffer", "SWIOTLB-BOUNCE-copy-inside", "machine:swiotlb", "SWIOTLB-BOUNCE-copy-inside",
-           replace_fn(B, "swiotlb_unmap_single", _unmap_whole_slots), "synthetic: bytes past the buffer overwritten",
-           examples=100),
+           replace_fn(B, "swiotlb_bounce", _copy_16_more), "synthetic: bytes past the window overwritten", examples=60),
     # one per guard clause
     Mutant("bounce-sync-any-range", "SWIOTLB-BOUNCE-sync-range",
            "proof:swiotlb_bounce:sync_for_cpu⊨rule_sync_for_cpu_inside", "SWIOTLB-BOUNCE-copy-inside",
