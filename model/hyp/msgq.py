@@ -100,7 +100,7 @@ def msgq_configure_receive(L: Any, s: MsgQueueState, notempty_thd: Any) -> Step:
     """Set the not-empty threshold (``-1`` keeps it, ``-2`` means depth) and re-evaluate the receive VIRQ.
 
     Gunyah @36ca3a2 does not re-evaluate the VIRQ on the ``-2`` path; the model re-evaluates on
-    every path (documented divergence, docs/hypervisor.md).
+    every path (documented divergence, docs/msgq.md).
     """
     thd = L.If(notempty_thd == KEEP, s.notempty_thd, L.If(notempty_thd == DEPTH, s.depth, notempty_thd))
     guards = [(L.Or(notempty_thd == KEEP, notempty_thd == DEPTH,

@@ -28,11 +28,17 @@ class Invariant:
 REGISTRY: dict[str, list[Invariant]] = {}
 
 
+_LOADED: list[bool] = []
+
+
 def _load_all() -> None:
-    """Import every component module of this package (each registers its entries)."""
+    """Import every component module of this package once (each registers its entries)."""
+    if _LOADED:
+        return
     import pkgutil
     for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         importlib.import_module(f"{__name__}.{m.name}")
+    _LOADED.append(True)
 
 
 def invariant(component: str, clause: str):

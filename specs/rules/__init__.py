@@ -29,11 +29,17 @@ class Rule:
 REGISTRY: dict[str, list[Rule]] = {}
 
 
+_LOADED: list[bool] = []
+
+
 def _load_all() -> None:
-    """Import every component module of this package (each registers its entries)."""
+    """Import every component module of this package once (each registers its entries)."""
+    if _LOADED:
+        return
     import pkgutil
     for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         importlib.import_module(f"{__name__}.{m.name}")
+    _LOADED.append(True)
 
 
 def rule(component: str, op: str, clause: str):
