@@ -102,10 +102,15 @@ def _d61_alloc(L, s, a):
     return L.And(L.ULE(P.page_size, a["size"]), _is_low_mask(L, a["min_align_mask"]))
 
 
+def _anything(L, s, a):
+    return True
+
+
 def _rule_on_domain(name, op_name, fn, args, rule_op, domain):
-    """A custom obligation: ``fn`` satisfies the rules of ``rule_op`` for arguments in ``domain``."""
+    """A custom obligation: ``fn`` satisfies the rule named in ``name`` (else every rule of ``rule_op``)
+    for arguments in ``domain``."""
     template = _template()
-    rule_list = rules.of("swiotlb", rule_op)
+    rule_list = [r for r in rules.of("swiotlb", rule_op) if r.name in name] or rules.of("swiotlb", rule_op)
     clause = check_clause(rule_list[0].clause)
 
     def negated():
@@ -133,34 +138,118 @@ def _rule_on_domain(name, op_name, fn, args, rule_op, domain):
 
 
 # ---------------------------------------------------------------------------------------------
-# Free undoes alloc (I5) and the search bound (I8)
+# The abstract allocation step and the refinement of the three allocation paths
 
-def _release_undoes_map():
+def take(L, s, index, nslots, alloc_size, offset, orig_addr):
+    """Any legal allocation (DESIGN §3 "two kinds of spec"): take the free run ``[index, index + nslots)``
+    of one segment, record ``alloc_size``/``offset`` and, unless ``orig_addr`` is INVALID (coherent),
+    the original addresses. No search: the invariants hold whichever free run is taken."""
+    new = slots.occupy_run(L, P, s, index, nslots, alloc_size, offset)
+    coherent = orig_addr == pool.INVALID_PHYS_ADDR
+    new = L.If(coherent, new, slots.record_orig(L, P, new, index, nslots, orig_addr))
+    return stp.step([(slots.is_free_run(L, s, index, nslots), "SWIOTLB-find-rule"),
+                     (L.Or(coherent, L.ULT(orig_addr, 1 << slots.MAX_PHYSMEM_BITS)), "SWIOTLB-map-sizes")], new)
+
+
+TAKE_ARGS = {"index": A64, "nslots": A64, "alloc_size": A64, "offset": A64, "orig_addr": A64}
+INVALID = pool.INVALID_PHYS_ADDR
+
+
+def _find_as_take(L, s, a, sp):
+    q = slots.compute_request(L, P, pol.current(None), s, a["orig_addr"], a["alloc_size"], a["alloc_align_mask"],
+                              a["min_align_mask"], a["boundary_mask"])
+    return take(L, s, sp.out, q.nslots, a["alloc_size"], q.offset, pool.const(L, INVALID))
+
+
+def _map_as_take(L, s, a, sp):
+    off = pool.swiotlb_align_offset(L, a["orig_addr"], a["min_align_mask"])
+    total = pool.u64(L, a["alloc_size"] + off)
+    return take(L, s, sp.out[0], pool.nr_slots(L, total), total, off, a["orig_addr"])
+
+
+def _alloc_as_take(L, s, a, sp):
+    return take(L, s, sp.out[0], pool.nr_slots(L, a["size"]), a["size"], pool.const(L, 0), pool.const(L, INVALID))
+
+
+def _leaves(x):
+    out = []
+    st._leaves(x, None, lambda v, w: out.append(v))
+    return out
+
+
+def _refines_take(op_name, fn, args, as_take):
+    """``op ⊑ take``: every step ``op`` accepts is a legal ``take`` of its chosen run, with the same new state.
+
+    With ``take ⊢ inv`` (generated obligations) this gives ``op ⊢ inv`` without solving the search and
+    the invariants together. The replay runs the op concretely and names the first invariant its new
+    state breaks, else SWIOTLB-find-rule when the step is not that take.
+    """
     template = _template()
-    clause = check_clause("SWIOTLB-release-undoes")
-    fields = ("list", "area_used", "orig_addr", "alloc_size", "head", "run")
+    clause = check_clause("SWIOTLB-find-rule")
 
     def negated():
         L = logic.z3_logic()
         old = st.symbolize(template, "old")
-        a = _fresh_args(Op("map", M, "map_slots", MAP_ARGS), "arg")
+        a = _fresh_args(Op(op_name, M, fn.__name__, args), "arg")
         pre = [inv.fn(L, old) for inv in invariants.of("swiotlb")] + [_unsigned_int_masks(L, old, a)]
-        mapped = map_slots(L, old, **a)
-        back = release(L, mapped.new, mapped.out[1], a["min_align_mask"], 0)
+        sp = fn(L, old, **a)
+        tk = as_take(L, old, a, sp)
+        same = [x == y for x, y in zip(_leaves(sp.new), _leaves(tk.new), strict=True)]
+        claim = L.Implies(stp.ok(L, sp), L.And(stp.ok(L, tk), *same))
+        return L.And(*pre, L.Not(claim)), lambda m: {"state": st.to_json(st.decode(m, old)), "args": _decode_args(m, a)}
+
+    def replay(cex):
+        L = CONCRETE
+        s = st.from_json(template, cex["state"])
+        sp = fn(L, s, **cex["args"])
+        if stp.first_failed(sp) is not None:
+            return None
+        for inv in invariants.of("swiotlb"):
+            if not inv.fn(L, sp.new):
+                return inv.clause
+        tk = as_take(L, s, cex["args"], sp)
+        return None if stp.first_failed(tk) is None and tk.new == sp.new else clause
+    return Custom(f"{op_name}⊑take", clause, negated, replay)
+
+
+# ---------------------------------------------------------------------------------------------
+# Free undoes alloc (I5) and the search bound (I8)
+
+def _release_undoes_take():
+    """Releasing a run just taken (at its tlb_addr, with the offset the mapping used) restores every record."""
+    template = _template()
+    clause = check_clause("SWIOTLB-release-undoes")
+    fields = ("list", "area_used", "orig_addr", "alloc_size", "head", "run")
+
+    def run(L, s, a):
+        taken = take(L, s, a["index"], a["nslots"], a["alloc_size"], a["offset"], a["orig_addr"])
+        tlb = pool.u64(L, pool.compute_slot_addr(L, s.start, a["index"]) + a["offset"])
+        back = release(L, taken.new, tlb, a["min_align_mask"], 0)
+        # the mapping's own records: offset = orig's min-align bits, alloc_size covers exactly nslots
+        legal = L.And(a["offset"] == pool.swiotlb_align_offset(L, a["orig_addr"], a["min_align_mask"]),
+                      pool.nr_slots(L, a["alloc_size"]) == a["nslots"], L.ULE(a["offset"], a["alloc_size"]),
+                      L.ULE(a["alloc_size"], P.io_tlb_segsize * pool.IO_TLB_SIZE))
+        return taken, back, legal
+
+    def negated():
+        L = logic.z3_logic()
+        old = st.symbolize(template, "old")
+        a = _fresh_args(Op("take", M, "take", {**TAKE_ARGS, "min_align_mask": A64}), "arg")
+        pre = [inv.fn(L, old) for inv in invariants.of("swiotlb")] + [_unsigned_int_masks(L, old, a)]
+        taken, back, legal = run(L, old, a)
         same = [x == y for f in fields for x, y in zip(getattr(old, f), getattr(back.new, f))]
-        claim = L.Implies(stp.ok(L, mapped), L.And(stp.ok(L, back), *same))
+        claim = L.Implies(L.And(stp.ok(L, taken), legal), L.And(stp.ok(L, back), *same))
         return L.And(*pre, L.Not(claim)), lambda m: {"state": st.to_json(st.decode(m, old)), "args": _decode_args(m, a)}
 
     def replay(cex):
         s = st.from_json(template, cex["state"])
-        mapped = map_slots(CONCRETE, s, **cex["args"])
-        if stp.first_failed(mapped) is not None:
+        taken, back, legal = run(CONCRETE, s, cex["args"])
+        if stp.first_failed(taken) is not None or not legal:
             return None
-        back = release(CONCRETE, mapped.new, mapped.out[1], cex["args"]["min_align_mask"], 0)
         if stp.first_failed(back) is not None or any(getattr(s, f) != getattr(back.new, f) for f in fields):
             return clause
         return None
-    return Custom("map;release-restores", clause, negated, replay)
+    return Custom("take;release-restores", clause, negated, replay)
 
 
 def _search_bound_suffices():
@@ -201,14 +290,18 @@ def _search_bound_suffices():
 
 SUBJECTS = [Subject(
     component="swiotlb", template=_template, init=_init,
-    preset="SMALL symbolic pool (nslabs <= 16, segsize 8, 1-2 areas, any page-aligned start); policy v6.1",
-    ops=(Op("find", M, "find", FIND_ARGS, assume=_unsigned_int_masks),
-         Op("map", M, "map_slots", MAP_ARGS, assume=_unsigned_int_masks),
-         Op("alloc", M, "alloc", ALLOC_ARGS, assume=_unsigned_int_masks),
+    preset="SMALL/2 symbolic pool (nslabs <= 8, segsize 4, 1-2 areas, any page-aligned start); policy v6.1",
+    ops=(Op("take", M, "take", TAKE_ARGS),
          Op("release", M, "release", RELEASE_ARGS, assume=_unsigned_int_masks)),
-    customs=(_rule_on_domain("find⊨rule_find_alignment[6.1 domain]", "find", find, FIND_ARGS, "find_aligned",
+    customs=(_refines_take("find", find, FIND_ARGS, _find_as_take),
+             _refines_take("map", map_slots, MAP_ARGS, _map_as_take),
+             _refines_take("alloc", alloc, ALLOC_ARGS, _alloc_as_take),
+             _rule_on_domain("find⊨rule_find_takes_free_run", "find", find, FIND_ARGS, "find", _anything),
+             _rule_on_domain("find⊨rule_find_in_window", "find", find, FIND_ARGS, "find", _anything),
+             _rule_on_domain("map⊨rule_map_records", "map", map_slots, MAP_ARGS, "map", _anything),
+             _rule_on_domain("find⊨rule_find_alignment[6.1 domain]", "find", find, FIND_ARGS, "find_aligned",
                              _d61_alignment),
              _rule_on_domain("alloc⊨rule_alloc_owned[size >= page]", "alloc", alloc, ALLOC_ARGS, "alloc_owned",
                              _d61_alloc),
-             _release_undoes_map(),
+             _release_undoes_take(),
              _search_bound_suffices()))]

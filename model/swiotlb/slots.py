@@ -51,12 +51,11 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class AreaResult:
-    """Outcome of searching one area: found (slot, area-relative index) or hang."""
+    """Outcome of searching one area: found (at ``slot``) or hang."""
 
     found: Any
     hang: Any
     slot: Any
-    rel: Any
 
 
 def get_max_slots(L: Any, boundary_mask: Any) -> Any:
@@ -141,7 +140,7 @@ def search_area(L: Any, preset: Preset, p: pol.SwiotlbPolicy, s: PoolState, a: i
     unbounded = p.search in ("v6.1", "seed-v5.7")
     start = search_start(L, p, s, a, q)
     index, checked, alive, found = start, const(L, 0), L.ULE(q.nslots, s.area_nslabs - s.area_used[a]), False
-    slot_found, rel_found = const(L, 0), const(L, 0)
+    slot_found = const(L, 0)
     shift = nr_slots(L, q.tbl_dma_addr)
     for _ in range(search_steps(preset)):
         slot = base + index
@@ -149,13 +148,13 @@ def search_area(L: Any, preset: Preset, p: pol.SwiotlbPolicy, s: PoolState, a: i
         fits = L.And(L.Not(mis), L.Not(iommu_is_span_boundary(L, slot, q.nslots, shift, q.max_slots)),
                      L.ULE(q.nslots, L.at(s.list, slot)))
         hit = L.And(alive, fits)
-        slot_found, rel_found = L.If(hit, slot, slot_found), L.If(hit, index, rel_found)
+        slot_found = L.If(hit, slot, slot_found)
         found = L.Or(found, hit)
         index = nxt
         checked = checked + step_by
         more = L.Not(index == start) if unbounded else L.ULT(checked, s.area_nslabs)
         alive = L.And(alive, L.Not(fits), more)
-    return AreaResult(found=found, hang=alive if unbounded else False, slot=slot_found, rel=rel_found)
+    return AreaResult(found=found, hang=alive if unbounded else False, slot=slot_found)
 
 
 def relink_preceding(L: Any, preset: Preset, lst: tuple, index: Any, count: Any) -> tuple:
@@ -182,24 +181,22 @@ def swiotlb_find_slots(L: Any, preset: Preset, s: PoolState, orig_addr: Any, all
     """Allocate ``nr_slots(alloc_size)`` slots (``alloc_size`` includes the offset); out = first slot.
 
     Areas are tried from ``cpu & (nareas - 1)`` round robin (``swiotlb_find_slots``); in each, the
-    version's walk (``search_area``). Found: the run's ``list`` drops to 0, its ``alloc_size`` records
-    the bytes left from each slot, the free slots before it in the segment are relinked, the area's
-    hint moves past it and ``used`` grows.
+    version's walk (``search_area``). Found: the run is taken (``occupy_run``).
     """
     p = pol.current(policy)
-    T, M = preset.pool_nslabs, preset.io_tlb_max_areas
+    M = preset.io_tlb_max_areas
     q = compute_request(L, preset, p, s, orig_addr, alloc_size, alloc_align_mask, min_align_mask, boundary_mask)
     results = [search_area(L, preset, p, s, c, q) for c in range(M)]
     first = cpu & (s.nareas - 1)
     decided, found, hang = False, False, False
-    slot, rel, area = const(L, 0), const(L, 0), const(L, 0)
+    slot = const(L, 0)
     for j in range(M):
         a = u64(L, first + j) & (s.nareas - 1)
-        r = AreaResult(*[select(L, a, [getattr(x, f) for x in results]) for f in ("found", "hang", "slot", "rel")])
+        r = AreaResult(*[select(L, a, [getattr(x, f) for x in results]) for f in ("found", "hang", "slot")])
         act = L.And(L.ULT(j, s.nareas), L.Not(decided))
         hit = L.And(act, r.found)
         found, hang = L.Or(found, hit), L.Or(hang, L.And(act, r.hang))
-        slot, rel, area = L.If(hit, r.slot, slot), L.If(hit, r.rel, rel), L.If(hit, a, area)
+        slot = L.If(hit, r.slot, slot)
         decided = L.Or(decided, L.And(act, L.Or(r.found, r.hang)))
     n = q.nslots
     guards = [(L.Not(alloc_size == 0), "SWIOTLB-find-empty"),
@@ -207,17 +204,49 @@ def swiotlb_find_slots(L: Any, preset: Preset, s: PoolState, orig_addr: Any, all
               (pool.is_power_of_two(L, q.max_slots), "SWIOTLB-find-boundary-mask"),
               (L.Not(hang), "SWIOTLB-find-no-termination"),
               (found, "SWIOTLB-find-full")]
-    lst = tuple(L.If(in_run(L, slot, n, k), const(L, 0), s.list[k]) for k in range(T))
-    new = replace(
-        s, list=relink_preceding(L, preset, lst, slot, const(L, 0)),
-        alloc_size=tuple(L.If(in_run(L, slot, n, k), u64(L, alloc_size - (q.offset + (k - slot) * IO_TLB_SIZE)),
-                              s.alloc_size[k]) for k in range(T)),
-        head=tuple(L.If(in_run(L, slot, n, k), slot, s.head[k]) for k in range(T)),
-        run=tuple(L.If(slot == k, n, s.run[k]) for k in range(T)),
-        area_index=tuple(L.If(area == c, L.If(L.ULT(rel + n, s.area_nslabs), rel + n, const(L, 0)),
-                              s.area_index[c]) for c in range(M)),
-        area_used=tuple(L.If(area == c, s.area_used[c] + n, s.area_used[c]) for c in range(M)))
-    return step(guards, new, out=slot)
+    return step(guards, occupy_run(L, preset, s, slot, n, alloc_size, q.offset), out=slot)
+
+
+def is_free_run(L: Any, s: PoolState, index: Any, nslots: Any) -> Any:
+    """Slots ``[index, index + nslots)`` are free and in one segment of the pool: the kernel's test
+    ``nslots <= list[index]`` (with SWIOTLB-list, ``list[index]`` counts the free slots from ``index``
+    to the end of its free run inside the segment)."""
+    return L.And(L.ULT(index, s.nslabs), L.ULE(1, nslots), L.ULE(nslots, L.at(s.list, index)))
+
+
+def occupy_run(L: Any, preset: Preset, s: PoolState, index: Any, nslots: Any, alloc_size: Any,
+               offset: Any) -> PoolState:
+    """The slot records after taking the free run ``[index, index + nslots)`` (6.1 ``found:`` block).
+
+    ``list`` drops to 0 on the run and the free slots before it in the segment are relinked; slot
+    ``index + j`` records ``alloc_size - offset - j * IO_TLB_SIZE`` bytes left; the ghost ``head``/``run``
+    name the new allocation; the area holding ``index`` moves its hint past the run (0 at the area
+    end) and counts ``nslots`` more used. Every allocation path (search, map, alloc) ends here.
+    """
+    T, M = preset.pool_nslabs, preset.io_tlb_max_areas
+    mine = [in_run(L, index, nslots, k) for k in range(T)]
+    lst = tuple(L.If(mine[k], const(L, 0), s.list[k]) for k in range(T))
+
+    def hint(c: int) -> Any:
+        after = index - s.area_nslabs * c + nslots
+        return L.If(L.ULT(after, s.area_nslabs), after, const(L, 0))
+    top = u64(L, alloc_size - offset + index * IO_TLB_SIZE)      # what slot 0 would record
+    return replace(
+        s, list=relink_preceding(L, preset, lst, index, const(L, 0)),
+        alloc_size=tuple(L.If(mine[k], u64(L, top - k * IO_TLB_SIZE), s.alloc_size[k]) for k in range(T)),
+        head=tuple(L.If(mine[k], index, s.head[k]) for k in range(T)),
+        run=tuple(L.If(index == k, nslots, s.run[k]) for k in range(T)),
+        area_index=tuple(L.If(pool.in_area(L, s, c, index), hint(c), s.area_index[c]) for c in range(M)),
+        area_used=tuple(L.If(pool.in_area(L, s, c, index), s.area_used[c] + nslots, s.area_used[c])
+                        for c in range(M)))
+
+
+def record_orig(L: Any, preset: Preset, s: PoolState, index: Any, nslots: Any, orig_addr: Any) -> PoolState:
+    """Slot ``index + j`` of a streaming mapping records ``orig_addr + j * IO_TLB_SIZE`` (§1.6 step 5)."""
+    base = u64(L, orig_addr - index * IO_TLB_SIZE)                # what slot 0 would record
+    return replace(s, orig_addr=tuple(
+        L.If(in_run(L, index, nslots, k), u64(L, base + k * IO_TLB_SIZE), s.orig_addr[k])
+        for k in range(preset.pool_nslabs)))
 
 
 def select(L: Any, i: Any, values: list) -> Any:
@@ -239,9 +268,7 @@ def swiotlb_tbl_map_slots(L: Any, preset: Preset, s: PoolState, orig_addr: Any, 
     found = swiotlb_find_slots(L, preset, s, orig_addr, total, alloc_align_mask, min_align_mask,
                                boundary_mask, cpu, p)
     idx, n = found.out, nr_slots(L, total)
-    new = replace(found.new, orig_addr=tuple(
-        L.If(in_run(L, idx, n, k), u64(L, orig_addr + (k - idx) * IO_TLB_SIZE), found.new.orig_addr[k])
-        for k in range(preset.pool_nslabs)))
+    new = record_orig(L, preset, found.new, idx, n, orig_addr)
     guards = [(L.And(L.ULE(mapping_size, alloc_size), L.ULT(orig_addr, 1 << MAX_PHYSMEM_BITS)), "SWIOTLB-map-sizes"),
               (L.ULE(alloc_size, preset.io_tlb_segsize * IO_TLB_SIZE), "SWIOTLB-find-too-large"), *found.guards]
     return step(guards, new, out=(idx, u64(L, pool.compute_slot_addr(L, s.start, idx) + offset)))

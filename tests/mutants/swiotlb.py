@@ -24,17 +24,17 @@ def _linux_61_do_while(orig, L, preset, p, s, a, q):
     from t1virtio.swiotlb import slots
     base = s.area_nslabs * a
     if a >= s.nareas or not L.ULE(q.nslots, s.area_nslabs - s.area_used[a]):
-        return slots.AreaResult(False, False, 0, 0)
+        return slots.AreaResult(False, False, 0)
     index = wrap = slots.search_start(L, p, s, a, q)
     shift = slots.nr_slots(L, q.tbl_dma_addr)
     while True:
         mis, _, nxt = slots.walk_step(L, s, q, base, index)
         if not mis and not slots.iommu_is_span_boundary(L, base + index, q.nslots, shift, q.max_slots) \
                 and q.nslots <= L.at(s.list, base + index):
-            return slots.AreaResult(True, False, base + index, index)
+            return slots.AreaResult(True, False, base + index)
         index = nxt
         if index == wrap:
-            return slots.AreaResult(False, False, 0, 0)
+            return slots.AreaResult(False, False, 0)
 
 
 def _merge_across_segment(orig, L, preset, s, index, nslots):
