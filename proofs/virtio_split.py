@@ -146,16 +146,17 @@ def pair_add_buf(L, p, **a):
 
 
 def pair_kick_prepare(L, p):
-    return _on_driver(p, split.kick_prepare(L, p.drv, p.dev.avail_event, p.dev.used_flags))
+    return _on_driver(p, split.kick_prepare(L, p.drv, avail_event=p.dev.avail_event, used_flags=p.dev.used_flags))
 
 
 def pair_get_used(L, p):
     slot = L.mod(p.drv.last_used, N)
-    return _on_driver(p, split.get_used(L, p.drv, p.dev.used_idx, L.at(p.dev.used_id, slot), L.at(p.dev.used_len, slot)))
+    return _on_driver(p, split.get_used(L, p.drv, used_idx=p.dev.used_idx, id=L.at(p.dev.used_id, slot),
+                                          length=L.at(p.dev.used_len, slot)))
 
 
 def pair_enable_cb(L, p):
-    return _on_driver(p, split.enable_cb(L, p.drv, p.dev.used_idx))
+    return _on_driver(p, split.enable_cb(L, p.drv, used_idx=p.dev.used_idx))
 
 
 def pair_disable_cb(L, p):
@@ -164,19 +165,19 @@ def pair_disable_cb(L, p):
 
 def pair_pop_avail(L, p):
     head = L.at(p.drv.avail_ring, L.mod(p.dev.last_avail, N))
-    return _on_device(p, split.pop_avail(L, p.dev, p.drv.avail_idx, head, L.at(p.drv.wlen, head)))
+    return _on_device(p, split.pop_avail(L, p.dev, avail_idx=p.drv.avail_idx, head=head, wlen=L.at(p.drv.wlen, head)))
 
 
 def pair_add_used(L, p, id, length):
-    return _on_device(p, split.add_used(L, p.dev, id, length))
+    return _on_device(p, split.add_used(L, p.dev, id=id, length=length))
 
 
 def pair_need_notify(L, p):
-    return _on_device(p, split.need_notify(L, p.dev, p.drv.used_event, p.drv.avail_flags))
+    return _on_device(p, split.need_notify(L, p.dev, used_event=p.drv.used_event, avail_flags=p.drv.avail_flags))
 
 
 def pair_enable_notify(L, p):
-    return _on_device(p, split.enable_notify(L, p.dev, p.drv.avail_idx))
+    return _on_device(p, split.enable_notify(L, p.dev, avail_idx=p.drv.avail_idx))
 
 
 def pair_disable_notify(L, p):
