@@ -33,9 +33,41 @@ def misaligned_share_is_refused() -> str | None:
     return "HYP-S2-align"
 
 
+def lent_secret_is_sanitized() -> str | None:
+    """Scenario (noninterference): secondary 1 borrows a page the primary lends to it alone, writes a secret,
+    releases with SANITIZE; after reclaim the primary must read the same bytes whatever the secret was."""
+    seen = []
+    for secret in (b"\x11" * 64, b"\x22" * 64):
+        hv = Hypervisor(SMALL, Layout(private=(1, 1, 1), shared=(0, 1, 0)))
+        h = hv.mem_lend(0, RAM_IPA, PS, {1: RW})
+        hv.mem_accept(1, h, Trans.LEND, 0x2_0000_0000, RW)
+        hv.view(1).write(0x2_0000_0000, secret)
+        hv.mem_release(1, h, sanitize=True)
+        hv.mem_reclaim(0, h)
+        seen.append(hv.view(0).read(RAM_IPA, PS))
+    return None if seen[0] == seen[1] else "HYP-ISO-noninterference"
+
+
+def outsider_accept_is_denied() -> str | None:
+    """Scenario: a VM outside a parcel's ACL that asks to accept it gets DENIED (HYP-MEMPARCEL-accept-acl)."""
+    hv = Hypervisor(SMALL, Layout(private=(1, 1, 1), shared=(0, 0, 0)))
+    h = hv.mem_lend(0, RAM_IPA, PS, {1: RW})
+    for rights in (RW, 0):
+        try:
+            hv.mem_accept(2, h, Trans.LEND, 0x2_0000_0000, rights)
+        except errors.PeerViolation as e:
+            if e.clause != "HYP-MEMPARCEL-accept-acl":
+                return "HYP-MEMPARCEL-accept-acl"
+            continue
+        return "HYP-MEMPARCEL-accept-acl"
+    return None
+
+
 def test_scenarios_pass_on_the_model():
+    assert outsider_accept_is_denied() is None
     assert bad_vm_is_refused() is None
     assert misaligned_share_is_refused() is None
+    assert lent_secret_is_sanitized() is None
 
 
 def test_boot_layout_and_regions():

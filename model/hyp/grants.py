@@ -132,7 +132,7 @@ def mem_accept(L: Any, s: HypState, vm: Any, handle: Any, trans: Any, ipa: Any, 
               (L.Not(acl == 0), "HYP-MEMPARCEL-accept-acl"),
               (L.Not(L.at(P.accepted, vm)), "HYP-MEMPARCEL-accept-twice"),
               (trans == P.trans, "HYP-MEMPARCEL-accept-type"),
-              (L.And(L.Not(rights == 0), is_subset(L, rights, acl)), "HYP-MEMPARCEL-accept-rights"),
+              (L.And(L.Not(rights == 0), L.ULE(rights, RWX), is_subset(L, rights, acl)), "HYP-MEMPARCEL-accept-rights"),
               (ipas_ok, "HYP-S2-ipa")]
     donate = P.trans == Trans.DONATE
     got = S2Entry(L.If(donate, PageState.OWNED, PageState.SHARED_BORROWED), L.If(donate, RWX, rights), 0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, multiple, rule
 
 from t1virtio import errors
 from t1virtio.hyp.memory import (PRIMARY, PRIMARY_WINDOW_IPA, PRIMARY_WINDOW_STRIDE, RAM_IPA, RW, RWX,
@@ -32,16 +32,17 @@ ACCEPT_IPA = 0x2_0000_0000 // PS       # a free IPA window where borrowers like 
 SECRET_MASK = 0xA5                     # the victim's twin writes its private bytes XOR this
 MAX_ACCESS = 2 * PS + 32               # longest access the machine tries (crosses two page boundaries)
 
+RULE_OF = {"accept": "HYP-MEMPARCEL-accept-rule", "release": "HYP-MEMPARCEL-release-rule",
+           "reclaim": "HYP-MEMPARCEL-reclaim-rule", "recall": "HYP-MEMPARCEL-recall-rule"}
 RIGHTS = st.sampled_from([0, int(Rights.R), RW, RWX, W, int(Rights.X), 8])
 VMS = st.integers(0, N_VMS - 1)
-HANDLES = st.integers(-1, PRESET.max_parcels)
 
 
 @st.composite
 def layouts(draw):
     """Boot layouts that fit SMALL: private and shared page counts, and a shuffled physical order."""
-    private = [draw(st.integers(0, 2)) for _ in range(N_VMS)]
-    shared = [0] + [draw(st.integers(0, 2)) for _ in range(N_VMS - 1)]
+    private = [draw(st.sampled_from([2, 1, 0])) for _ in range(N_VMS)]
+    shared = [0] + [draw(st.sampled_from([1, 0, 2])) for _ in range(N_VMS - 1)]
     counts = private + shared
     while sum(counts) > PRESET.n_pages:
         counts[counts.index(max(counts))] -= 1
@@ -138,7 +139,7 @@ class Reference:
             ("HYP-MEMPARCEL-accept-acl", lambda: P.acl[vm] != 0),
             ("HYP-MEMPARCEL-accept-twice", lambda: vm not in P.borrowed),
             ("HYP-MEMPARCEL-accept-type", lambda: trans == P.trans),
-            ("HYP-MEMPARCEL-accept-rights", lambda: rights != 0 and not rights & ~P.acl[vm]),
+            ("HYP-MEMPARCEL-accept-rights", lambda: 0 < rights <= RWX and not rights & ~P.acl[vm]),
             ("HYP-S2-ipa", lambda: all(0 <= t < compute_ipa_pages(PRESET) and t not in self.maps[vm]
                                        and t not in self.reserved[vm] for t in self.targets(P, ipa).values()))]
         return next((clause for clause, holds in checks if not holds()), None)
@@ -180,6 +181,9 @@ class Reference:
 class HypervisorMachine(RuleBasedStateMachine):
     """Hostile VMs, a reference of who may touch what, and a twin for noninterference."""
 
+    parcels = Bundle("parcels")     # handles of parcels created so far (they may die and be reused)
+    handles = st.one_of(parcels, parcels, st.integers(-1, PRESET.max_parcels))
+
     @initialize(layout=layouts(), victim=st.integers(1, N_VMS - 1))
     def boot(self, layout, victim):
         self.hv = Hypervisor(PRESET, layout)
@@ -196,6 +200,17 @@ class HypervisorMachine(RuleBasedStateMachine):
     def pick(self, k: int) -> int:
         c = self.candidates()
         return c[k % len(c)]
+
+    def honest_acl(self, kind, vm: int, acl: tuple) -> tuple:
+        """Turn drawn rights into an ACL the RM accepts for ``kind`` (owner in it iff SHARE; DONATE one RWX entry)."""
+        valid = [r & RWX for r in acl]
+        if kind == Trans.DONATE:
+            other = next(v for v in range(N_VMS) if v != vm and (acl[v] or v == (vm + 1) % N_VMS))
+            return tuple(RWX if v == other else 0 for v in range(N_VMS))
+        valid[vm] = (valid[vm] or RW) if kind == Trans.SHARE else 0
+        if not any(valid[v] for v in range(N_VMS) if v != vm):
+            valid[(vm + 1) % N_VMS] = RW
+        return tuple(valid)
 
     def both(self, op: str, call, args: dict, expect: bool, refusal: str | None = None):
         """Run ``call(hv)`` on the model (rules checked) and on the twin; compare with the reference.
@@ -214,8 +229,7 @@ class HypervisorMachine(RuleBasedStateMachine):
         if twin_ok != ok:
             raise errors.InvariantViolation("HYP-ISO-noninterference", f"{op}({args}): the twin's outcome differs")
         if ok != expect:
-            raise errors.InvariantViolation(f"HYP-MEMPARCEL-{op}-rule" if op in ("accept", "release", "reclaim", "recall")
-                                            else "HYP-MEMPARCEL-create-rule",
+            raise errors.InvariantViolation(RULE_OF.get(op, "HYP-MEMPARCEL-create-rule"),
                                             f"{op}({args}) accepted={ok}, reference expects {expect}: {err}")
         return ok, (got[0] if got else None)
 
@@ -236,29 +250,57 @@ class HypervisorMachine(RuleBasedStateMachine):
         return out
 
     # --- grant operations
-    @rule(kind=st.sampled_from([Trans.SHARE, Trans.LEND, Trans.DONATE]), vm=VMS, at=st.integers(0, 63),
-          npages=st.integers(0, 3), acl=st.lists(RIGHTS, min_size=N_VMS, max_size=N_VMS), sanitize=st.booleans())
-    def create(self, kind, vm, at, npages, acl, sanitize):
+    @rule(target=parcels, kind=st.sampled_from([Trans.SHARE, Trans.LEND, Trans.DONATE]), vm=VMS, at=st.integers(0, 63),
+          npages=st.integers(0, 3), acl=st.lists(RIGHTS, min_size=N_VMS, max_size=N_VMS), sanitize=st.booleans(),
+          honest=st.booleans())
+    def create(self, kind, vm, at, npages, acl, sanitize, honest):
+        """Any VM creates any parcel; an honest owner names its own private pages and a valid ACL."""
+        h = self.do_create(kind, vm, at, npages, tuple(acl), sanitize, honest)
+        return multiple() if h is None else h
+
+    @rule(target=parcels, kind=st.sampled_from([Trans.SHARE, Trans.LEND, Trans.DONATE]), vm=VMS, at=st.integers(0, 63),
+          npages=st.integers(1, 2), acl=st.lists(RIGHTS, min_size=N_VMS, max_size=N_VMS), sanitize=st.booleans(),
+          borrower=VMS, rights=RIGHTS)
+    def grant(self, kind, vm, at, npages, acl, sanitize, borrower, rights):
+        """An honest owner creates a parcel and an honest VM of its ACL accepts it (reaches shared states fast)."""
+        h = self.do_create(kind, vm, at, npages, tuple(acl), sanitize, True)
+        if h is None:
+            return multiple()
+        self.do_accept(borrower, h, 0, True, at, rights, True)
+        return h
+
+    def do_create(self, kind, vm, at, npages, acl, sanitize, honest) -> int | None:
         ipa = self.pick(at)
-        acl = tuple(acl)
+        own = sorted(i for i in self.ref.maps[vm] if self.ref.is_private(vm, i))
+        if honest:
+            acl = self.honest_acl(kind, vm, acl)
+            ipa = own[at % len(own)] if own else ipa
+            npages = max(1, min(npages, 1 + sum(1 for i in own if i > ipa)))
         expect = self.ref.create_legal(vm, kind, ipa, npages, acl)
         method = {Trans.SHARE: "mem_share", Trans.LEND: "mem_lend", Trans.DONATE: "mem_donate"}[kind]
         args = {"vm": vm, "ipa": ipa, "npages": npages, "sanitize": sanitize, **{f"acl{v}": acl[v] for v in range(N_VMS)}}
         ok, h = self.both(kind.name.lower(), lambda hv: getattr(hv, method)(vm, ipa * PS, npages * PS, dict(enumerate(acl)),
                                                                              sanitize), args, expect)
-        if ok:
-            pages = self.ref.create(h, vm, kind, ipa, npages, acl)
-            if vm == self.victim:
-                self.declassify(pages)
+        if not ok:
+            return None
+        pages = self.ref.create(h, vm, kind, ipa, npages, acl)
+        if vm == self.victim:
+            self.declassify(pages)
+        return h
 
-    @rule(vm=VMS, handle=HANDLES, same_type=st.booleans(), trans=st.integers(0, 3), window=st.booleans(),
-          at=st.integers(0, 63), rights=RIGHTS, full=st.booleans())
-    def accept(self, vm, handle, same_type, trans, window, at, rights, full):
+    @rule(vm=VMS, handle=handles, trans=st.integers(0, 3), window=st.booleans(), at=st.integers(0, 63),
+          rights=RIGHTS, honest=st.booleans())
+    def accept(self, vm, handle, trans, window, at, rights, honest):
+        """Any VM accepts anything; an honest acceptor is in the ACL, names the type and maps at a free window."""
+        self.do_accept(vm, handle, trans, window, at, rights, honest)
+
+    def do_accept(self, vm, handle, trans, window, at, rights, honest) -> None:
         P = self.ref.parcels.get(handle)
-        if P is not None and same_type:
-            trans = P.trans
-        if P is not None and full:
-            rights = P.acl[vm]
+        if P is not None and honest:
+            members = [v for v in range(N_VMS) if P.acl[v] and v != P.owner and v not in P.borrowed]
+            vm = members[vm % len(members)] if members else vm
+            trans, rights = P.trans, (rights & P.acl[vm]) or P.acl[vm]
+            window = True
         ipa = ACCEPT_IPA + at % 8 if window else self.pick(at)
         refusal = self.ref.accept_refusal(vm, handle, trans, ipa, rights)
         args = {"vm": vm, "handle": handle, "trans": trans, "ipa": ipa, "rights": rights}
@@ -278,8 +320,12 @@ class HypervisorMachine(RuleBasedStateMachine):
                 self.declassify(P.pages)
             self.ref.release(vm, handle)
 
-    @rule(vm=VMS, handle=HANDLES, sanitize=st.booleans())
-    def release(self, vm, handle, sanitize):
+    @rule(vm=VMS, handle=handles, sanitize=st.booleans(), borrower=st.booleans())
+    def release(self, vm, handle, sanitize, borrower):
+        """Any VM releases anything; an honest borrower releases a parcel it holds."""
+        held = [(h, b) for h, P in sorted(self.ref.parcels.items()) if not P.locked for b in sorted(P.borrowed)]
+        if borrower and held:
+            handle, vm = held[vm % len(held)]
         self._release(vm, handle, sanitize)
 
     @rule(vm=VMS, sanitize=st.booleans())
@@ -288,16 +334,21 @@ class HypervisorMachine(RuleBasedStateMachine):
         for h in self.hv.recalls(vm):
             self._release(vm, h, sanitize)
 
-    @rule(vm=VMS, handle=HANDLES, sanitize=st.booleans())
-    def reclaim(self, vm, handle, sanitize):
+    @rule(vm=VMS, handle=handles, sanitize=st.booleans(), owner=st.booleans())
+    def reclaim(self, vm, handle, sanitize, owner):
+        """Any VM reclaims anything (in use, locked, not its own); an honest owner reclaims its own parcel."""
+        if handle in self.ref.parcels and owner:
+            vm = self.ref.parcels[handle].owner
         expect = self.ref.reclaim_legal(vm, handle)
         args = {"vm": vm, "handle": handle, "sanitize": sanitize}
         ok, _ = self.both("reclaim", lambda hv: hv.mem_reclaim(vm, handle, sanitize), args, expect)
         if ok:
             self.ref.reclaim(vm, handle)
 
-    @rule(vm=VMS, handle=HANDLES)
-    def recall(self, vm, handle):
+    @rule(vm=VMS, handle=handles, owner=st.booleans())
+    def recall(self, vm, handle, owner):
+        if handle in self.ref.parcels and owner:
+            vm = self.ref.parcels[handle].owner
         expect = self.ref.recall_legal(vm, handle)
         self.both("recall", lambda hv: hv.mem_notify_recall(vm, handle), {"vm": vm, "handle": handle}, expect)
 
@@ -340,15 +391,23 @@ class HypervisorMachine(RuleBasedStateMachine):
             twin_data = bytes(b ^ SECRET_MASK if self.page_of(vm, addr + i) in secret else b for i, b in enumerate(data))
             self.twin.view(vm).write(addr, twin_data)
 
+    @rule(at=st.integers(0, 7), back=st.integers(1, 64), n=st.integers(1, PS + 128), fill=st.integers(1, 255))
+    def victim_private_write(self, at, back, n, fill):
+        """The victim works on its private memory, often across a page boundary (its secrets)."""
+        own = sorted(i for i in self.ref.maps[self.victim] if self.ref.is_private(self.victim, i))
+        if own:
+            self.access(self.victim, self.candidates().index(own[at % len(own)]), PS - back, n, True, fill)
+
     def page_of(self, vm: int, addr: int) -> int:
         return self.ref.maps[vm][addr // PS][0]
 
     # --- checks after every step
     @invariant()
     def honest_state(self):
-        if not hasattr(self, "hv"):
-            return
+        if not hasattr(self, "hv") or self.hv.state is getattr(self, "checked", None):
+            return                        # a refused step or an access leaves the (immutable) state as checked
         check_invariants(C, self.hv.state)
+        self.checked = self.hv.state
         for vm in range(N_VMS):
             if self.hv.tlb[vm] != self.ref.maps[vm]:
                 raise errors.InvariantViolation("HYP-MEM-no-right", f"VM {vm} maps {self.hv.tlb[vm]}, "

@@ -143,7 +143,7 @@ def rule_accept_maps_acceptor(L, old, args, ok, new, out):
                                               old.owner[q] == vm),
                                          L.Not(get_entry(L, old, vm, q).ipa == target[k]))))))
     legal = L.And(is_live(L, old, h), L.Not(vm == P.owner), L.Not(acl == 0), L.Not(L.at(P.accepted, vm)),
-                  args["trans"] == P.trans, L.Not(rights == 0), is_subset(L, rights, acl), ipas_free)
+                  args["trans"] == P.trans, L.Not(rights == 0), L.ULE(rights, RWX), is_subset(L, rights, acl), ipas_free)
     donate = P.trans == Trans.DONATE
     pages = L.all_idx(n, lambda k: L.If(
         mine[k],

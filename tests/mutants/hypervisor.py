@@ -111,6 +111,14 @@ def _reclaim_no_sanitize(orig, L, s, vm, handle, sanitize):
     return replace(sp, out=replace(sp.out, zero=(False,) * len(s.parcel)))
 
 
+def _write_assumes_contiguous(orig, self, addr, data):
+    pos, chunks = 0, self._chunks(addr, len(data), _memory().Rights.W)
+    for i, (_, off, k) in enumerate(chunks):
+        page = min(chunks[0][0] + i, len(self.hv.pages) - 1)
+        self.hv.pages[page][off:off + k] = data[pos:pos + k]
+        pos += k
+
+
 def _view_unchecked(orig, self, addr, n, right):
     ps = self.hv.preset.page_size
     out, a = [], addr
@@ -162,10 +170,10 @@ MUTANTS = [
            drop_guard(G, "mem_notify_recall", "HYP-MEMPARCEL-handle"), "synthetic: stale handle accepted"),
     Mutant("hyp-owner-accepts", "HYP-MEMPARCEL-accept-owner", PR + "accept⊢inv_isolation", "HYP-ISO-private",
            drop_guard(G, "mem_accept", "HYP-MEMPARCEL-accept-owner"), "Gunyah RM: owner accepts its own SHARE"),
-    Mutant("hyp-accept-outside-acl", "HYP-MEMPARCEL-accept-acl", "machine:hypervisor", "HYP-MEMPARCEL-accept-acl",
-           drop_guard(G, "mem_accept", "HYP-MEMPARCEL-accept-acl"),
-           "Gunyah RM: a VM outside the ACL gets DENIED (the rights check alone would still refuse, naming the wrong error)",
-           examples=100),
+    Mutant("hyp-accept-outside-acl", "HYP-MEMPARCEL-accept-acl", "scenario:test_hypervisor:outsider_accept_is_denied",
+           "HYP-MEMPARCEL-accept-acl", drop_guard(G, "mem_accept", "HYP-MEMPARCEL-accept-acl"),
+           "Gunyah RM: a VM outside the ACL gets DENIED (the rights check alone would still refuse, naming the wrong "
+           "error; the machine's reference checks the refusal clause too)"),
     Mutant("hyp-accept-twice", "HYP-MEMPARCEL-accept-twice", PR + "accept⊨rule_accept_maps_acceptor",
            "HYP-MEMPARCEL-accept-rule", drop_guard(G, "mem_accept", "HYP-MEMPARCEL-accept-twice"),
            "Gunyah RM: double accept (DENIED) not checked"),
@@ -184,9 +192,6 @@ MUTANTS = [
            drop_guard(G, "mem_reclaim", "HYP-MEMPARCEL-reclaim-owner"), "isolation: a non-owner reclaims"),
     Mutant("hyp-reclaim-in-use", "HYP-MEMPARCEL-inuse", PR + "reclaim⊢inv_isolation", "HYP-ISO-private",
            drop_guard(G, "mem_reclaim", "HYP-MEMPARCEL-inuse"), "Gunyah MEM_INUSE / Xen XSA-396: revoke while mapped"),
-    Mutant("hyp-reclaim-in-use-machine", "HYP-MEMPARCEL-inuse", "machine:hypervisor", "HYP-MEMPARCEL-reclaim-rule",
-           drop_guard(G, "mem_reclaim", "HYP-MEMPARCEL-inuse"), "Gunyah MEM_INUSE / Xen XSA-396: revoke while mapped",
-           examples=300),
     Mutant("hyp-recall-by-borrower", "HYP-MEMPARCEL-recall-owner", PR + "recall⊨rule_recall_revokes_nothing",
            "HYP-MEMPARCEL-recall-rule", drop_guard(G, "mem_notify_recall", "HYP-MEMPARCEL-recall-owner"),
            "Gunyah RM: RECALL is owner-only"),
@@ -214,9 +219,13 @@ MUTANTS = [
            "synthetic: every page of a parcel mapped at the same IPA"),
     Mutant("hyp-region-read-only", "HYP-REGION-shape", PR + "region_provision⊢inv_region_shape", "HYP-REGION-shape",
            replace_fn(M, "region_provision", _region_read_only_for_primary), "synthetic: primary gets the region R only"),
-    Mutant("hyp-sanitize-bytes-forgotten", "HYP-ISO-noninterference", "machine:hypervisor", "HYP-ISO-noninterference",
-           replace_fn(M, "Hypervisor.sanitize", lambda orig, self, pages: None),
-           "Gunyah RM SANITIZE / pKVM poisoning: pages handed back unzeroed", examples=600),
+    Mutant("hyp-write-assumes-contiguous", "HYP-ISO-noninterference", "machine:hypervisor", "HYP-ISO-noninterference",
+           replace_fn(M, "VmView.write", _write_assumes_contiguous),
+           "seed patch 2 (non-linear paddr/vaddr): a copy that assumes IPA-contiguous pages are physically contiguous",
+           examples=100),
+    Mutant("hyp-sanitize-bytes-forgotten", "HYP-ISO-noninterference", "scenario:test_hypervisor:lent_secret_is_sanitized",
+           "HYP-ISO-noninterference", replace_fn(M, "Hypervisor.sanitize", lambda orig, self, pages: None),
+           "Gunyah RM SANITIZE / pKVM poisoning: pages handed back unzeroed"),
     # --- rules broken by a transition
     Mutant("hyp-boot-never-finishes", "HYP-BOOT-rule", PR + "boot_finish⊨rule_boot_finish", "HYP-BOOT-rule",
            replace_fn(M, "boot_finish", _boot_never_finishes), "synthetic"),
