@@ -77,7 +77,9 @@ class StatusMachine(RuleBasedStateMachine):
     @initialize(data=st.data(), t=st.sampled_from(F.DEVICE_TYPES))
     def create(self, data, t):
         offered = data.draw(offers(t))
-        required = offered & data.draw(st.sampled_from([0, 0, F.bit(F.VIRTIO_F_VERSION_1),
+        if data.draw(st.booleans(), label="restricted platform"):   # Gunyah/pKVM: ACCESS_PLATFORM offered
+            offered |= F.bit(F.VIRTIO_F_ACCESS_PLATFORM)
+        required = offered & data.draw(st.sampled_from([0, F.bit(F.VIRTIO_F_VERSION_1),
                                                         F.bit(F.VIRTIO_F_ACCESS_PLATFORM), F.MAY_REQUIRE]))
         bad = data.draw(st.sampled_from([None, None, None, "no-version-1", "missing-requirement"]))
         if bad == "no-version-1":
@@ -111,9 +113,11 @@ class StatusMachine(RuleBasedStateMachine):
         return ok
 
     # the honest driver (§3.1.1)
-    @rule(wanted=st.integers(0, (1 << F.FEATURE_BITS) - 1))
-    def honest_init_step(self, wanted):
+    @rule(data=st.data())
+    def honest_init_step(self, data):
         """Take the next step of the init sequence, or reset after FAILED or a refused FEATURES_OK."""
+        wanted = data.draw(st.one_of(st.integers(0, (1 << F.FEATURE_BITS) - 1), st.just(self.offered),
+                                     st.just(self.offered & ~self.required)), label="wanted")
         if self.status & FAILED or self.status & DEVICE_NEEDS_RESET:
             self._write_status(0)
             return
@@ -135,7 +139,11 @@ class StatusMachine(RuleBasedStateMachine):
         # then expects the refusal): only an accepted FEATURES_OK is checked further
         if self._write_status(self.status | nxt) and nxt == FEATURES_OK:
             sticks = ref_acceptable(self.t, self.offered, self.required, self.drv)
-            assert bool(self.dev.read_status() & FEATURES_OK) == sticks, "FEATURES_OK re-read differs"
+            stuck = bool(self.dev.read_status() & FEATURES_OK)
+            if stuck and not sticks:
+                raise errors.InvariantViolation("VIRTIO/device/Feature Bits#refuse",
+                                                f"FEATURES_OK stuck for {self.drv:#x} (required {self.required:#x})")
+            assert stuck == sticks, "the device refused a valid feature set it does not require more of"
 
     # hostile driver
     @rule(value=st.one_of(st.integers(0, 255), st.sampled_from([ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK, 16, 32])))
