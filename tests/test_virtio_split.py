@@ -331,3 +331,20 @@ def test_notification_decisions():
     dev.add_used(dev.pop_avail().head, 0)
     assert not dev.need_notify()
     assert not drv.enable_cb()                 # one used buffer pending: poll again
+
+
+def test_largest_queue_size():
+    """N = 32768 works end to end (2.7: the largest power of two a u16 idx can tell full from empty); 65536 is refused."""
+    lay = split.compute_layout(split.MAX_QUEUE_SIZE, 0, 4096)
+    assert (lay.avail, lay.used) == (16 * 32768, 16 * 32768 + 4096 * 17)
+    size = split.ring_bytes(lay) + 4096
+    mem = FlatView(size)
+    data = split.ring_bytes(lay)
+    drv = split.SplitDriver(mem, lay, event_idx=True)
+    dev = split.SplitDevice(mem, lay, event_idx=True, in_region=lambda a, n: data <= a and a + n <= size)
+    drv.add_buf([(data, 8)], [(data + 64, 8)], "big")
+    c = dev.pop_avail()
+    dev.add_used(c.head, 8)
+    assert drv.get_used() == ("big", 8)
+    with pytest.raises(errors.CallerError, match="layout"):
+        split.SplitDriver(mem, split.SplitLayout(65536, 0, 16 * 65536, 16 * 65536 + 4096 * 33))
