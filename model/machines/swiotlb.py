@@ -47,6 +47,7 @@ class Live:
     size: int
     dir: int
     since: int
+    alloc: int = 0     # bytes of the allocation (>= size): syncs are bounded by it, as in Linux
 
 
 class SwiotlbMachine(RuleBasedStateMachine):
@@ -170,7 +171,7 @@ class SwiotlbMachine(RuleBasedStateMachine):
             self.expect(before, [], [], [], "refused map")
             return
         tlb = p.last_out[0]
-        live = Live(pool, via_ops, orig, tlb, got[0] if via_ops else tlb, size, dir, since)
+        live = Live(pool, via_ops, orig, tlb, got[0] if via_ops else tlb, size, dir, since, alloc)
         if via_ops:
             self.check_dma(live, ops, "map_page")
         slot = tlb - s.sec
@@ -215,7 +216,8 @@ class SwiotlbMachine(RuleBasedStateMachine):
         ops, p = s.ops[live.pool], s.ops[live.pool].pool
         dir = live.dir if same_dir else (live.dir + 1) % 3
         lo %= live.size + 1
-        n = n if beyond else min(n, live.size - lo)
+        # inside the mapping, or past the allocation; [size, alloc) is Linux's grey zone (see docs)
+        n = live.alloc - lo + 1 + n % 64 if beyond else min(n, live.size - lo)
         tlb = live.tlb + lo
         before = self.snapshot()
         s.shadow.drain_received()
@@ -228,7 +230,7 @@ class SwiotlbMachine(RuleBasedStateMachine):
             call = lambda: fn(tlb, n, dir)  # noqa: E731
         args = {"tlb_addr": tlb, "size": n, "dir": dir, "min_align_mask": self.sw.min_align_mask}
         ok, err = self.core(op, p, call, args)
-        inside = lo + n <= live.size
+        inside = lo + n <= live.alloc
         if not ok:
             if inside or err.clause not in ("SWIOTLB-BOUNCE-sync-range", dma.DMA_ADDR):
                 raise err
@@ -287,10 +289,11 @@ class SwiotlbMachine(RuleBasedStateMachine):
         """Unmap or sync an address that no live mapping returned: refused with a typed error, nothing changes."""
         s = self.sys
         covered = sum(p.state.nslabs for p in self.sw.pools) * 2048
-        addr = {"past-region": s.sec + s.size + 4096, "hole": s.sec + covered if covered < s.size else s.sec - 4096,
-                "inside": s.sec + 1}[where]
-        if addr in {l.tlb for l in self.live.values()}:
+        free = [k for k in range(self.sw.pools[0].state.nslabs) if self.sw.pools[0].state.list[k]]
+        if where == "inside" and not free:
             return
+        addr = {"past-region": s.sec + s.size + 4096, "hole": s.sec + covered if covered < s.size else s.sec - 4096,
+                "inside": s.sec + 2048 * free[0] + 1 if free else 0}[where]
         before = self.snapshot()
         try:
             if sync:

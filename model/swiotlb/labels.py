@@ -69,6 +69,7 @@ class Shadow:
         self.clock = 0
         self.exported: set[int] = set()      # label ids the secondary deliberately exported
         self.received: list[tuple[str, int, list[int]]] = []   # (region, offset, labels) the bounce code wrote
+        self.dirty: dict[str, list[tuple[int, int]]] = {}     # ranges written since the last exported_only
 
     def intern(self, label: Label) -> int:
         """Return the id of ``label`` (ids are dense, stable for the shadow's life)."""
@@ -92,6 +93,7 @@ class Shadow:
 
     def set(self, region: str, off: int, labels: list[int]) -> None:
         self.regions[region][off:off + len(labels)] = labels
+        self.dirty.setdefault(region, []).append((off, len(labels)))
 
     def get(self, region: str, off: int, n: int) -> list[int]:
         return self.regions[region][off:off + n]
@@ -179,13 +181,17 @@ def observable_ok(shadow: Shadow, i: int) -> bool:
 
 
 def exported_only(shadow: Shadow, region: str) -> None:
-    """Raise ``SWIOTLB-BOUNCE-no-export`` if the shared ``region`` holds a byte the secondary never exported."""
-    seen = set(shadow.regions[region])
-    bad = [i for i in seen if not observable_ok(shadow, i)]
-    if bad:
-        off = next(k for k, i in enumerate(shadow.regions[region]) if i in bad)
-        raise errors.fail(NO_EXPORT, f"{region}+{off:#x} holds {shadow.label(shadow.regions[region][off])}, "
-                                     f"which the secondary never exported")
+    """Raise ``SWIOTLB-BOUNCE-no-export`` if the shared ``region`` holds a byte the secondary never exported.
+
+    Only bytes written since the last call are looked at: a byte that was observable stays so (exports
+    are never withdrawn), and the region starts all ``ZERO``.
+    """
+    labels = shadow.regions[region]
+    for off, n in shadow.dirty.pop(region, []):
+        for i in set(labels[off:off + n]):
+            if not observable_ok(shadow, i):
+                k = off + labels[off:off + n].index(i)
+                raise errors.fail(NO_EXPORT, f"{region}+{k:#x} holds {shadow.label(i)}, which the secondary never exported")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,6 +216,25 @@ SHARED_PAGES = 16                  # its shared region: 32 slots of 2 KiB
 REGION_VA = 0xffff_8000_4000_0000  # where the secondary's kernel memremaps the region
 
 
+_BOOTED: list = []
+
+
+def booted_hypervisor() -> Any:
+    """A freshly booted hypervisor with the rig's layout (booted once per process, then cloned: the core
+    state is immutable, the page bytes and TLBs are copied)."""
+    import copy
+
+    from t1virtio.hyp.memory import Hypervisor, Layout
+    from t1virtio.preset import LINUX
+    if not _BOOTED:
+        _BOOTED.append(Hypervisor(LINUX, Layout(private=(1, PRIVATE_PAGES, 1), shared=(0, SHARED_PAGES, 1))))
+    base = _BOOTED[0]
+    hv = copy.copy(base)
+    hv.pages = [bytearray(p) for p in base.pages]
+    hv.tlb = [dict(t) for t in base.tlb]
+    return hv
+
+
 class LabeledSystem:
     """The hypervisor with one secondary: its swiotlb pools carved from its shared region, each with the
     DMA ops (``dma.VirtioBounceOps``), the primary's view of the region as the device, and every
@@ -220,10 +245,9 @@ class LabeledSystem:
 
     def __init__(self, pools: tuple = (16,), map_bounce: int | None = None, dma_policy: Any = None,
                  min_align_mask: int = 0, preset: Any = None):
-        from t1virtio.hyp.memory import Hypervisor, Layout
-        from t1virtio.preset import LINUX, SMALL
+        from t1virtio.preset import SMALL
         from t1virtio.swiotlb import bounce, dma
-        self.hv = Hypervisor(LINUX, Layout(private=(1, PRIVATE_PAGES, 1), shared=(0, SHARED_PAGES, 1)))
+        self.hv = booted_hypervisor()
         self.pri, self.sec, self.size = self.hv.shared_region(SECONDARY)
         self.ram, self.ram_size = self.hv.private_region(SECONDARY)
         self.shadow = sh = Shadow()

@@ -30,10 +30,11 @@ def set_default(value_name):
     return patch
 
 
-def _copy_wrong_way(orig, orig_view, pool, copy):
-    """The byte layer swaps slot -> orig into orig -> slot: the caller never sees the device's bytes."""
-    kind = b_const("ORIG_TO_SLOT") if copy.kind == b_const("SLOT_TO_ORIG") else copy.kind
-    return orig(orig_view, pool, replace(copy, kind=kind))
+def _copy_back_dropped(orig, orig_view, pool, copy):
+    """The byte layer drops slot -> orig copies: the device's bytes never reach the caller."""
+    if copy.kind == b_const("SLOT_TO_ORIG"):
+        return None
+    return orig(orig_view, pool, copy)
 
 
 def _copy_16_more(orig, orig_view, pool, copy):
@@ -97,8 +98,8 @@ MUTANTS = [
     Mutant("bounce-ath9k-sync-for-device", "SWIOTLB-BOUNCE-direction",
            "proof:swiotlb_bounce:sync_for_device⊨rule_sync_for_device_never_clobbers", "SWIOTLB-BOUNCE-direction",
            replace_fn(B, "sync_for_device_kind", _ath9k), "aa6f8dcbab47 (5.17-rc8), reverted bddac7c1e02b: ath9k"),
-    Mutant("bounce-copy-wrong-way", "SWIOTLB-BOUNCE-transparent", "machine:swiotlb", "SWIOTLB-BOUNCE-transparent",
-           replace_fn(B, "swiotlb_bounce", _copy_wrong_way), "synthetic: device data never reaches the caller",
+    Mutant("bounce-copy-back-dropped", "SWIOTLB-BOUNCE-transparent", "machine:swiotlb", "SWIOTLB-BOUNCE-transparent",
+           replace_fn(B, "swiotlb_bounce", _copy_back_dropped), "synthetic: device data never reaches the caller",
            examples=60),
     Mutant("bounce-no-map-time-bounce", "SWIOTLB-BOUNCE-no-stale", "machine:swiotlb", "SWIOTLB-BOUNCE-no-stale",
            set_default("PRE_5_17"), "CVE-2022-0854 (before ddbd89deb7d3): pre-5.17 map bounce shipped", examples=200),
