@@ -222,7 +222,7 @@ MUTANTS = [
     Mutant("hyp-write-assumes-contiguous", "HYP-ISO-noninterference", "machine:hypervisor", "HYP-ISO-noninterference",
            replace_fn(M, "VmView.write", _write_assumes_contiguous),
            "seed patch 2 (non-linear paddr/vaddr): a copy that assumes IPA-contiguous pages are physically contiguous",
-           examples=100),
+           examples=200),
     Mutant("hyp-sanitize-bytes-forgotten", "HYP-ISO-noninterference", "scenario:test_hypervisor:lent_secret_is_sanitized",
            "HYP-ISO-noninterference", replace_fn(M, "Hypervisor.sanitize", lambda orig, self, pages: None),
            "Gunyah RM SANITIZE / pKVM poisoning: pages handed back unzeroed"),
