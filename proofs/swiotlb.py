@@ -24,6 +24,7 @@ from t1virtio.logic import CONCRETE
 from t1virtio.preset import SMALL
 from t1virtio.proofs.engine import Custom, Op, Subject, _decode_args, _fresh_args, check_clause
 from t1virtio.specs import invariants, rules
+from t1virtio.specs.invariants import swiotlb as sinv
 from t1virtio.step import apply
 from t1virtio.swiotlb import policy as pol
 from t1virtio.swiotlb import pool, slots
@@ -213,6 +214,53 @@ def _refines_take(op_name, fn, args, as_take):
 
 
 # ---------------------------------------------------------------------------------------------
+# Invariant preservation, one slot (or area) at a time
+
+def _groups(inv_name):
+    """How an invariant's conjuncts (``specs/invariants/swiotlb.PARTS``) are split into obligations."""
+    T, Mx = P.pool_nslabs, P.io_tlb_max_areas
+    if inv_name == "inv_pool_geometry":
+        return [("shape", [0]), ("areas", list(range(1, 1 + Mx))), ("padding", list(range(1 + Mx, 1 + Mx + T)))]
+    if inv_name == "inv_area_used":
+        return [(f"area {a}", [a]) for a in range(Mx)]
+    return [(f"slot {k}", [k]) for k in range(T)]
+
+
+def _preserves(op_name, fn, args, assume, inv_name, label, idx):
+    """``op ⊢ inv[label]``: from any state satisfying every invariant, the accepted step keeps the
+    conjuncts ``idx`` of ``inv_name``. Together the labels of one invariant cover all its conjuncts,
+    so they prove ``op ⊢ inv``; the replay checks the whole invariant on the concrete step."""
+    template = _template()
+    inv = next(i for i in invariants.of("swiotlb") if i.name == inv_name)
+    parts = sinv.PARTS[inv_name]
+
+    def negated():
+        L = logic.z3_logic()
+        old = st.symbolize(template, "old")
+        a = _fresh_args(Op(op_name, M, fn.__name__, args), "arg")
+        pre = [i.fn(L, old) for i in invariants.of("swiotlb")] + [assume(L, old, a)]
+        sp = fn(L, old, **a)
+        new = L.If(stp.ok(L, sp), sp.new, old)
+        got = parts(L, new)
+        return L.And(*pre, L.Not(L.And(*[got[i] for i in idx]))), \
+            lambda m: {"state": st.to_json(st.decode(m, old)), "args": _decode_args(m, a)}
+
+    def replay(cex):
+        s = st.from_json(template, cex["state"])
+        if not all(i.fn(CONCRETE, s) for i in invariants.of("swiotlb")):
+            return None
+        sp = fn(CONCRETE, s, **cex["args"])
+        new = sp.new if stp.first_failed(sp) is None else s
+        return None if inv.fn(CONCRETE, new) else inv.clause
+    return Custom(f"{op_name}⊢{inv_name}[{label}]", check_clause(inv.clause), negated, replay)
+
+
+def _preservation(op_name, fn, args, assume):
+    return tuple(_preserves(op_name, fn, args, assume, name, label, idx)
+                 for name in sinv.PARTS for label, idx in _groups(name))
+
+
+# ---------------------------------------------------------------------------------------------
 # Free undoes alloc (I5) and the search bound (I8)
 
 def _release_undoes_take():
@@ -262,9 +310,11 @@ def _search_bound_suffices():
         q = slots.compute_request(L, P, pol.current(None), s, a["orig_addr"], a["alloc_size"],
                                   a["alloc_align_mask"], a["min_align_mask"], a["boundary_mask"])
         start = slots.search_start(L, pol.current(None), s, 0, q)
+        # the walk's next index from every position of the table, computed once by the kernel's step
+        succ = tuple(slots.walk_step(L, s, q, 0, pool.const(L, k))[2] for k in range(P.pool_nslabs))
         seen = [start]
         for _ in range(2 * slots.search_steps(P)):
-            seen.append(slots.walk_step(L, s, q, 0, seen[-1])[2])
+            seen.append(L.at(succ, seen[-1]))
         return seen
 
     def claim(L, seen):
@@ -291,9 +341,12 @@ def _search_bound_suffices():
 SUBJECTS = [Subject(
     component="swiotlb", template=_template, init=_init,
     preset="SMALL/2 symbolic pool (nslabs <= 8, segsize 4, 1-2 areas, any page-aligned start); policy v6.1",
-    ops=(Op("take", M, "take", TAKE_ARGS),
-         Op("release", M, "release", RELEASE_ARGS, assume=_unsigned_int_masks)),
-    customs=(_refines_take("find", find, FIND_ARGS, _find_as_take),
+    ops=(),
+    customs=(*_preservation("take", take, TAKE_ARGS, _anything),
+             *_preservation("release", release, RELEASE_ARGS, _unsigned_int_masks),
+             _rule_on_domain("release⊨rule_release_frees_allocation", "release", release, RELEASE_ARGS, "release",
+                             _anything),
+             _refines_take("find", find, FIND_ARGS, _find_as_take),
              _refines_take("map", map_slots, MAP_ARGS, _map_as_take),
              _refines_take("alloc", alloc, ALLOC_ARGS, _alloc_as_take),
              _rule_on_domain("find⊨rule_find_takes_free_run", "find", find, FIND_ARGS, "find", _anything),

@@ -10,22 +10,28 @@ from t1virtio.swiotlb import pool
 from t1virtio.swiotlb.pool import INVALID_PHYS_ADDR, IO_TLB_SIZE, NO_ALLOC, u64
 
 
-@invariant("swiotlb", "SWIOTLB-geometry")
-def inv_pool_geometry(L, s):
-    """1 <= nslabs <= table; nareas a power of two with areas of whole segments; hints and used in range; padding untouched."""
+def geometry_parts(L, s) -> list:
+    """SWIOTLB-geometry as conjuncts: the pool's shape, then each area's hint and used, then each padding slot."""
     P = pool.preset_of(s)
     T, M = len(s.list), len(s.area_used)
     shapes = [L.And(s.nareas == c, s.area_nslabs * c == s.nslabs) for c in (1 << e for e in range(M.bit_length()))
               if c <= M]
-    areas = L.all_idx(M, lambda a: L.If(L.ULT(a, s.nareas),
-                                        L.And(L.ULT(s.area_index[a], s.area_nslabs), L.ULE(s.area_used[a], s.area_nslabs)),
-                                        L.And(s.area_index[a] == 0, s.area_used[a] == 0)))
-    padding = L.all_idx(T, lambda k: L.Implies(L.ULE(s.nslabs, k), L.And(
-        s.list[k] == 0, s.orig_addr[k] == INVALID_PHYS_ADDR, s.alloc_size[k] == 0, s.head[k] == NO_ALLOC, s.run[k] == 0)))
-    return L.And(L.ULE(1, s.nslabs), L.ULE(s.nslabs, T), L.ULE(s.area_nslabs, s.nslabs),
-                 L.ULE(s.start, pool.U64 - T * IO_TLB_SIZE), L.Or(*shapes),
-                 L.Or(s.nareas == 1, L.mod(s.area_nslabs, P.io_tlb_segsize) == 0),
-                 L.mod(s.start, P.page_size) == 0, areas, padding)
+    shape = L.And(L.ULE(1, s.nslabs), L.ULE(s.nslabs, T), L.ULE(s.area_nslabs, s.nslabs),
+                  L.ULE(s.start, pool.U64 - T * IO_TLB_SIZE), L.Or(*shapes),
+                  L.Or(s.nareas == 1, L.mod(s.area_nslabs, P.io_tlb_segsize) == 0), L.mod(s.start, P.page_size) == 0)
+    areas = [L.If(L.ULT(a, s.nareas),
+                  L.And(L.ULT(s.area_index[a], s.area_nslabs), L.ULE(s.area_used[a], s.area_nslabs)),
+                  L.And(s.area_index[a] == 0, s.area_used[a] == 0)) for a in range(M)]
+    padding = [L.Implies(L.ULE(s.nslabs, k), L.And(s.list[k] == 0, s.orig_addr[k] == INVALID_PHYS_ADDR,
+                                                   s.alloc_size[k] == 0, s.head[k] == NO_ALLOC, s.run[k] == 0))
+               for k in range(T)]
+    return [shape, *areas, *padding]
+
+
+@invariant("swiotlb", "SWIOTLB-geometry")
+def inv_pool_geometry(L, s):
+    """1 <= nslabs <= table; nareas a power of two with areas of whole segments; hints and used in range; padding untouched."""
+    return L.And(*geometry_parts(L, s))
 
 
 def next_free_run(L, s, k: int):
@@ -35,11 +41,16 @@ def next_free_run(L, s, k: int):
     return L.If(L.And(L.ULT(k + 1, s.nslabs), L.Not(s.list[k + 1] == 0)), s.list[k + 1], pool.const(L, 0))
 
 
+def free_run_parts(L, s) -> list:
+    """SWIOTLB-list per slot."""
+    return [L.Implies(L.And(L.ULT(k, s.nslabs), L.Not(s.list[k] == 0)), s.list[k] == 1 + next_free_run(L, s, k))
+            for k in range(len(s.list))]
+
+
 @invariant("swiotlb", "SWIOTLB-list")
 def inv_free_runs(L, s):
     """For a free slot, ``list[k] == 1 + list[k+1]`` within the segment and pool, else 1 (I1)."""
-    return L.all_idx(len(s.list), lambda k: L.Implies(
-        L.And(L.ULT(k, s.nslabs), L.Not(s.list[k] == 0)), s.list[k] == 1 + next_free_run(L, s, k)))
+    return L.And(*free_run_parts(L, s))
 
 
 @invariant("swiotlb", "SWIOTLB-used")
@@ -49,9 +60,15 @@ def inv_area_used(L, s):
     With SWIOTLB-alloc-run (every taken slot lies in exactly one run, inside its head's segment and
     so its area) this is the number of taken slots of the area.
     """
+    return L.And(*area_used_parts(L, s))
+
+
+def area_used_parts(L, s) -> list:
+    """SWIOTLB-used per area."""
     zero = pool.const(L, 0)
-    return L.all_idx(len(s.area_used), lambda a: L.Implies(L.ULT(a, s.nareas), s.area_used[a] == sum(
-        (L.If(pool.in_area(L, s, a, k), s.run[k], zero) for k in range(len(s.list))), zero)))
+    return [L.Implies(L.ULT(a, s.nareas), s.area_used[a] == sum(
+        (L.If(pool.in_area(L, s, a, k), s.run[k], zero) for k in range(len(s.list))), zero))
+        for a in range(len(s.area_used))]
 
 
 def _same_allocation_next(L, s, k: int, h):
@@ -61,9 +78,8 @@ def _same_allocation_next(L, s, k: int, h):
     return s.head[k + 1] == h
 
 
-@invariant("swiotlb", "SWIOTLB-alloc-run")
-def inv_alloc_runs(L, s):
-    """Taken slots form runs: head ``h`` in the same segment, contiguous to it, ``run[h]`` slots long (I3)."""
+def alloc_run_parts(L, s) -> list:
+    """SWIOTLB-alloc-run per slot."""
     P = pool.preset_of(s)
 
     def slot(k: int):
@@ -76,12 +92,23 @@ def inv_alloc_runs(L, s):
                      L.Implies(taken, L.And(pool.is_in_segment(L, P, h, k), L.at(s.head, h) == h, contiguous,
                                             L.ULT(u64(L, k - h), length),
                                             (u64(L, k - h) + 1 == length) == L.Not(_same_allocation_next(L, s, k, h)))))
-    return L.all_idx(len(s.list), slot)
+    return [slot(k) for k in range(len(s.list))]
+
+
+@invariant("swiotlb", "SWIOTLB-alloc-run")
+def inv_alloc_runs(L, s):
+    """Taken slots form runs: head ``h`` in the same segment, contiguous to it, ``run[h]`` slots long (I3)."""
+    return L.And(*alloc_run_parts(L, s))
 
 
 @invariant("swiotlb", "SWIOTLB-slot-meta")
 def inv_slot_metadata(L, s):
     """Free slots hold INVALID/0; inside an allocation orig_addr and alloc_size step by IO_TLB_SIZE (I4)."""
+    return L.And(*slot_metadata_parts(L, s))
+
+
+def slot_metadata_parts(L, s) -> list:
+    """SWIOTLB-slot-meta per slot."""
     P = pool.preset_of(s)
 
     def slot(k: int):
@@ -94,4 +121,9 @@ def inv_slot_metadata(L, s):
                 s.alloc_size[k] == u64(L, s.alloc_size[k - 1] - IO_TLB_SIZE),
                 s.orig_addr[k] == L.If(prev_orig == INVALID_PHYS_ADDR, prev_orig, u64(L, prev_orig + IO_TLB_SIZE)))))
         return L.And(*rules)
-    return L.all_idx(len(s.list), slot)
+    return [slot(k) for k in range(len(s.list))]
+
+
+# Each invariant as its conjuncts, so a proof can discharge it one slot (or area) at a time.
+PARTS = {"inv_pool_geometry": geometry_parts, "inv_free_runs": free_run_parts, "inv_area_used": area_used_parts,
+         "inv_alloc_runs": alloc_run_parts, "inv_slot_metadata": slot_metadata_parts}
