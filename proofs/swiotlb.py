@@ -260,6 +260,34 @@ def _preservation(op_name, fn, args, assume):
                  for name in sinv.PARTS for label, idx in _groups(name))
 
 
+def _take_obeys_find_rule():
+    """``take ⊨ rule_find_takes_free_run`` for a search-shaped take (``nslots = nr_slots(alloc_size)``, no
+    record): with ``find ⊑ take`` this is the rule for the search, proved without the search."""
+    template = _template()
+    r = next(x for x in rules.of("swiotlb", "find") if x.name == "rule_find_takes_free_run")
+    invalid = pool.INVALID_PHYS_ADDR
+
+    def run(L, s, a):
+        sp = take(L, s, a["index"], a["nslots"], a["alloc_size"], a["offset"], pool.const(L, invalid))
+        ok = stp.ok(L, sp)
+        shaped = a["nslots"] == pool.nr_slots(L, a["alloc_size"])
+        return shaped, r.fn(L, s, {"alloc_size": a["alloc_size"]}, ok, L.If(ok, sp.new, s), a["index"])
+
+    def negated():
+        L = logic.z3_logic()
+        old = st.symbolize(template, "old")
+        a = _fresh_args(Op("take", M, "take", TAKE_ARGS), "arg")
+        shaped, holds = run(L, old, a)
+        pre = [inv.fn(L, old) for inv in invariants.of("swiotlb")]
+        return L.And(*pre, shaped, L.Not(holds)), \
+            lambda m: {"state": st.to_json(st.decode(m, old)), "args": _decode_args(m, a)}
+
+    def replay(cex):
+        shaped, holds = run(CONCRETE, st.from_json(template, cex["state"]), cex["args"])
+        return r.clause if shaped and not holds else None
+    return Custom("take⊨rule_find_takes_free_run", check_clause(r.clause), negated, replay)
+
+
 # ---------------------------------------------------------------------------------------------
 # Free undoes alloc (I5) and the search bound (I8)
 
@@ -349,7 +377,7 @@ SUBJECTS = [Subject(
              _refines_take("find", find, FIND_ARGS, _find_as_take),
              _refines_take("map", map_slots, MAP_ARGS, _map_as_take),
              _refines_take("alloc", alloc, ALLOC_ARGS, _alloc_as_take),
-             _rule_on_domain("find⊨rule_find_takes_free_run", "find", find, FIND_ARGS, "find", _anything),
+             _take_obeys_find_rule(),
              _rule_on_domain("find⊨rule_find_in_window", "find", find, FIND_ARGS, "find", _anything),
              _rule_on_domain("map⊨rule_map_records", "map", map_slots, MAP_ARGS, "map", _anything),
              _rule_on_domain("find⊨rule_find_alignment[6.1 domain]", "find", find, FIND_ARGS, "find_aligned",
