@@ -123,7 +123,7 @@ MUTANTS = [
     Mutant("swiotlb-hint-not-wrapped", "SWIOTLB-geometry", PROOF + "find⊑take", "SWIOTLB-geometry",
            replace_fn(S, "swiotlb_find_slots", _hint_not_wrapped), "synthetic: area->index past the area"),
     Mutant("swiotlb-find-zero-bytes", "SWIOTLB-find-empty", PROOF + "find⊑take",
-           "SWIOTLB-find-rule", drop_guard(S, "swiotlb_find_slots", "SWIOTLB-find-empty"), "BUG_ON(!nslots) removed"),
+           "SWIOTLB-used", drop_guard(S, "swiotlb_find_slots", "SWIOTLB-find-empty"), "BUG_ON(!nslots) removed"),
     Mutant("swiotlb-find-too-large-unreported", "SWIOTLB-find-too-large", SCEN + "scenario_too_large",
            "SWIOTLB-find-too-large", drop_guard(S, "swiotlb_find_slots", "SWIOTLB-find-too-large"), "synthetic"),
     Mutant("swiotlb-find-boundary-not-pow2", "SWIOTLB-find-boundary-mask", SCEN + "scenario_bad_boundary",
