@@ -13,7 +13,8 @@ U16 = 16
 
 def _sleep_without_recheck(orig, L, s, mode):
     """The device re-enables notifications and goes to sleep without re-reading avail idx."""
-    return replace(orig(L, s, mode), device_pc=3)
+    from t1virtio.virtio.races import SLEEP
+    return replace(orig(L, s, mode), device_pc=SLEEP)
 
 
 def _read_before_publish(orig):
