@@ -63,7 +63,23 @@ def outsider_accept_is_denied() -> str | None:
     return None
 
 
+def machine_twin_sees_private_write() -> str | None:
+    """Scenario on the machine's own noninterference check: the victim (VM 1) owns physical pages 0 and 2 at
+    adjacent IPAs, the primary owns page 1; a write across the victim's page boundary must not reach the primary."""
+    from t1virtio.machines.hypervisor import HypervisorMachine
+    m = HypervisorMachine()
+    m.boot(setup=(Layout(private=(1, 2, 0), shared=(0, 0, 0), order=(1, 0, 2, 3)), 1))
+    m.victim_private_write(at=0, back=8, n=64, fill=3)
+    try:
+        m.noninterference()
+        m.honest_state()
+    except errors.InvariantViolation as e:
+        return e.clause
+    return None
+
+
 def test_scenarios_pass_on_the_model():
+    assert machine_twin_sees_private_write() is None
     assert outsider_accept_is_denied() is None
     assert bad_vm_is_refused() is None
     assert misaligned_share_is_refused() is None
