@@ -229,3 +229,19 @@ def test_bounce_bytes_agree_with_linux_6_1():
         assert mem.read(orig_base, orig_size) == priv.read(orig_base, orig_size)
         for o, size, dir, t_lx, t_md in live:
             assert mem.read(t_lx, size) == pool.vview.read(pool.tlb_vaddr(t_md), size)
+
+
+def machine_quick():
+    """Run machine ``swiotlb`` without shrinking (the mutant checks' fast path): the clause of its first
+    failure, or None. Same rules and checks as ``t1virtio fuzz --machine swiotlb``; derandomized."""
+    from hypothesis import HealthCheck, Phase, settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from t1virtio.machines import load, runner
+    quick = settings(max_examples=300, stateful_step_count=30, phases=[Phase.generate], derandomize=True,
+                     database=None, deadline=None, suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    try:
+        run_state_machine_as_test(load("swiotlb"), settings=quick)
+    except Exception as e:  # noqa: BLE001 - the first failure is the finding
+        return runner.clause_of(e)
+    return None

@@ -66,9 +66,23 @@ class SwiotlbMachine(RuleBasedStateMachine):
         self.checked: dict[int, object] = {}
 
     # ------------------------------------------------------------------ helpers
-    def snapshot(self) -> tuple[bytearray, bytearray]:
+    def snapshot(self) -> tuple:
+        """Private memory and the region: their bytes and their labels."""
         s = self.sys
-        return bytearray(self.raw_sec.read(s.ram, s.ram_size)), bytearray(self.raw_pri.read(s.pri, s.size))
+        return (bytearray(self.raw_sec.read(s.ram, s.ram_size)), bytearray(self.raw_pri.read(s.pri, s.size)),
+                list(s.shadow.regions["priv"]), list(s.shadow.regions["shared"]))
+
+    def labels_kept(self, before: tuple, windows: list, what: str) -> None:
+        """Outside the step's own windows no byte changed origin either (a copy of equal bytes still shows)."""
+        s = self.sys
+        for which, name in ((0, "priv"), (1, "shared")):
+            old, new = before[2 + which], s.shadow.regions[name]
+            own = [(lo, hi) for r, lo, hi in windows if r == which]
+            lo, hi = own[0] if own else (len(old), len(old))
+            if old[:lo] != new[:lo] or old[hi:] != new[hi:]:
+                k = next(i for i in range(len(old)) if old[i] != new[i] and not lo <= i < hi)
+                raise errors.fail(INSIDE, f"{what}: the origin of {name}+{k:#x} changed from "
+                                          f"{s.shadow.label(old[k])} to {s.shadow.label(new[k])}")
 
     def expect(self, before: tuple, priv: list, shared: list, windows: list, what: str) -> None:
         """Compare memory with ``before`` plus the expected writes; ``windows`` are the step's own (region, lo, hi)."""
@@ -83,6 +97,7 @@ class SwiotlbMachine(RuleBasedStateMachine):
                 own = any(r == which and lo <= k < hi for r, lo, hi in windows)
                 raise errors.fail(TRANSPARENT if own else INSIDE,
                                   f"{what}: {name}+{k:#x} is {now[which][k]:#04x}, expected {exp[which][k]:#04x}")
+        self.labels_kept(before, windows, what)
 
     def core(self, op: str, pool: b.SwiotlbPool, call, args: dict):
         """Run ``call``; check the bounce rules of ``op`` when the step reached the pool's core."""
@@ -118,10 +133,11 @@ class SwiotlbMachine(RuleBasedStateMachine):
             raise errors.fail(IN_REGION, f"{what}: dma {live.dma:#x} for pool address {live.tlb:#x} (+{live.size})")
 
     # ------------------------------------------------------------------ the caller
-    @rule(buf=st.integers(0, NBUF - 1), off=st.integers(0, SPAN - 1), data=st.binary(min_size=1, max_size=64))
-    def write_buffer(self, buf, off, data):
+    @rule(buf=st.integers(0, NBUF - 1), off=st.integers(0, SPAN - 1), data=st.binary(min_size=1, max_size=64),
+          times=st.sampled_from([1, 1, 16, 64]))
+    def write_buffer(self, buf, off, data, times):
         """The caller writes its own buffer (a new generation of its bytes)."""
-        data = data[:SPAN - off]
+        data = (data * times)[:SPAN - off]
         self.gen[buf] += 1
         self.sys.fill(buf, self.sys.ram + buf * SPAN + off, data, self.gen[buf])
 
@@ -190,10 +206,12 @@ class SwiotlbMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ the device (hostile primary)
     @rule(which=st.integers(0, NBUF - 1), off=st.integers(0, SPAN), data=st.binary(min_size=1, max_size=300),
-          anywhere=st.booleans(), where=st.integers(0, (1 << 16) - 1))
-    def device_write(self, which, off, data, anywhere, where):
+          anywhere=st.booleans(), times=st.sampled_from([1, 1, 8, 32]),
+          where=st.one_of(st.integers(0, 31).map(lambda k: k * 2048), st.integers(0, (1 << 16) - 1)))
+    def device_write(self, which, off, data, anywhere, where, times):
         """The primary writes bytes into a live mapping, or anywhere in the region."""
         s = self.sys
+        data = data * times
         if anywhere or which not in self.live:
             at = where % s.size
             data = data[:s.size - at]
