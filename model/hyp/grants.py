@@ -114,6 +114,7 @@ def compute_accept_ipa(L: Any, s: HypState, handle: Any, ipa: Any, page: int) ->
 
 
 def no_zero(s: HypState) -> tuple:
+    """Return the ``zero`` vector of a step that zeroes no page."""
     return (False,) * len(s.parcel)
 
 
