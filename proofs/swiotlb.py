@@ -1,10 +1,19 @@
-"""Proof subject: the swiotlb slot allocator (Linux 6.1.y policy) on SMALL tables, any pool shape.
+"""Proof subject: the swiotlb slot allocator (Linux 6.1.y policy) on the SMALL/2 tables, any pool shape.
 
-The state is symbolic: any ``nslabs <= 16`` (segments of 8 slots), one or two areas, any page
-aligned start, any contents allowed by the invariants; requests are any 64-bit values (the two
-alignment masks are ``unsigned int`` in Linux). The operations are the allocator's transitions with
-the default policy (``policy.DEFAULT``, read at call time, so a mutant swapping the version is what
-gets proved).
+The state is symbolic: any ``nslabs <= 8`` (segments of 4 slots), one or two areas, any page aligned
+start, any contents allowed by the invariants; requests are any 64-bit values (the two alignment
+masks and the cpu are ``unsigned int`` in Linux). The operations use the default policy
+(``policy.DEFAULT``, read at call time, so a mutant swapping the version is what gets proved).
+
+How the proof is split (DESIGN §3 "two kinds of spec"), so no obligation solves the search and the
+invariants together:
+- ``take`` is any legal allocation: a free run of one segment (the kernel's ``nslots <= list[index]``),
+  with its records. ``take ⊢ inv[part]`` proves every invariant after it, one slot (or area, or
+  geometry part) per obligation; ``release ⊢ inv[part]`` likewise for the release.
+- ``find ⊑ take``, ``map ⊑ take``, ``alloc ⊑ take``: every accepted search/map/alloc step is a legal
+  take of the run it chose, with exactly take's new state. With ``take ⊢ inv`` this is ``op ⊢ inv``.
+- The rules: ``take ⊨ rule_find_takes_free_run`` (with ``find ⊑ take``, the search's rule), the
+  window and map-record rules on the real search, and the two rules that hold on a domain only.
 
 Two rules hold for 6.1.y only on part of the request space, and are proved there as custom
 obligations, the rest being known 6.1.y behaviour (docs/swiotlb.md, "Findings"):
@@ -371,7 +380,7 @@ def _search_bound_suffices():
 
 SUBJECTS = [Subject(
     component="swiotlb", template=_template, init=_init,
-    preset="SMALL/2 symbolic pool (nslabs <= 8, segsize 4, 1-2 areas, any page-aligned start); policy v6.1",
+    preset="SMALL/2 symbolic pool (nslabs <= 8, segsize 4, 1-2 areas, any page-aligned start, 64-bit words); policy v6.1",
     ops=(),
     customs=(*_preservation("take", take, TAKE_ARGS, _anything),
              *_preservation("release", release, RELEASE_ARGS, _unsigned_int_masks),

@@ -60,21 +60,21 @@ class PoolState:
         return self.start + self.nslabs * IO_TLB_SIZE
 
 
-_GEOMETRY: dict[int, Preset] = {}
+_GEOMETRY: dict[tuple[int, int], Preset] = {}
 
 
 def register_geometry(preset: Preset) -> None:
-    """Remember which preset a slot table of ``pool_nslabs`` entries belongs to (one per length)."""
-    known = _GEOMETRY.setdefault(preset.pool_nslabs, preset)
-    if (known.io_tlb_segsize, known.io_tlb_max_areas, known.page_size) != \
-            (preset.io_tlb_segsize, preset.io_tlb_max_areas, preset.page_size):
-        raise ValueError(f"presets {known.name} and {preset.name} both have {preset.pool_nslabs}-slot pools "
-                         "with different segment, area or page sizes")
+    """Remember which preset a pool of ``pool_nslabs`` slots and ``io_tlb_max_areas`` areas belongs to
+    (one per pair of table lengths)."""
+    known = _GEOMETRY.setdefault((preset.pool_nslabs, preset.io_tlb_max_areas), preset)
+    if (known.io_tlb_segsize, known.page_size) != (preset.io_tlb_segsize, preset.page_size):
+        raise ValueError(f"presets {known.name} and {preset.name} both have {preset.pool_nslabs}-slot, "
+                         f"{preset.io_tlb_max_areas}-area pools with different segment or page sizes")
 
 
 def preset_of(s: "PoolState") -> Preset:
-    """The preset whose constants shape ``s`` (found by its slot-table length), for invariants and rules."""
-    return _GEOMETRY[len(s.list)]
+    """The preset whose constants shape ``s`` (found by its table lengths), for invariants and rules."""
+    return _GEOMETRY[(len(s.list), len(s.area_used))]
 
 
 for _p in (SMALL, LINUX):
