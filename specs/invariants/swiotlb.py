@@ -11,7 +11,7 @@ from t1virtio.swiotlb.pool import INVALID_PHYS_ADDR, IO_TLB_SIZE, NO_ALLOC, u64
 
 
 def geometry_parts(L, s) -> list:
-    """SWIOTLB-geometry as conjuncts: the pool's shape, then each area's hint and used, then each padding slot."""
+    """The conjuncts of SWIOTLB-geometry: the pool's shape, each area's hint and used, each padding slot."""
     P = pool.preset_of(s)
     T, M = len(s.list), len(s.area_used)
     shapes = [L.And(s.nareas == c, s.area_nslabs * c == s.nslabs) for c in (1 << e for e in range(M.bit_length()))
@@ -42,7 +42,7 @@ def next_free_run(L, s, k: int):
 
 
 def free_run_parts(L, s) -> list:
-    """SWIOTLB-list per slot."""
+    """The conjuncts of SWIOTLB-list, one per slot."""
     return [L.Implies(L.And(L.ULT(k, s.nslabs), L.Not(s.list[k] == 0)), s.list[k] == 1 + next_free_run(L, s, k))
             for k in range(len(s.list))]
 
@@ -64,7 +64,7 @@ def inv_area_used(L, s):
 
 
 def area_used_parts(L, s) -> list:
-    """SWIOTLB-used per area."""
+    """The conjuncts of SWIOTLB-used, one per area."""
     zero = pool.const(L, 0)
     return [L.Implies(L.ULT(a, s.nareas), s.area_used[a] == sum(
         (L.If(pool.in_area(L, s, a, k), s.run[k], zero) for k in range(len(s.list))), zero))
@@ -79,7 +79,7 @@ def _same_allocation_next(L, s, k: int, h):
 
 
 def alloc_run_parts(L, s) -> list:
-    """SWIOTLB-alloc-run per slot."""
+    """The conjuncts of SWIOTLB-alloc-run, one per slot."""
     P = pool.preset_of(s)
 
     def slot(k: int):
@@ -108,7 +108,7 @@ def inv_slot_metadata(L, s):
 
 
 def slot_metadata_parts(L, s) -> list:
-    """SWIOTLB-slot-meta per slot."""
+    """The conjuncts of SWIOTLB-slot-meta, one per slot."""
     P = pool.preset_of(s)
 
     def slot(k: int):
