@@ -25,6 +25,7 @@ W = swpool.W
 
 # map runs the whole slot search; one segment and one area keep its obligations small
 TINY = replace(SMALL, name="TINY", pool_nslabs=SMALL.io_tlb_segsize, io_tlb_max_areas=1)
+swpool.register_geometry(TINY)
 
 
 def _template():

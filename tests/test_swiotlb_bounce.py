@@ -178,8 +178,10 @@ def test_bounce_bytes_agree_with_linux_6_1():
     from dataclasses import replace
 
     from t1virtio.preset import LINUX
+    from t1virtio.swiotlb import pool as swpool
     peer = swiotlb_peer()
     one_segment = replace(LINUX, name="LINUX-128", pool_nslabs=LINUX.io_tlb_segsize, io_tlb_max_areas=1)
+    swpool.register_geometry(one_segment)
     nslabs, orig_base, orig_size = one_segment.pool_nslabs, 0x80000, 0x8000
     mem = peer.GuestMemory(1 << 20)
     lx = peer.Pool(mem, start=0, nslabs=nslabs)
