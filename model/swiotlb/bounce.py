@@ -21,7 +21,7 @@ clears the slot: leaks neither, and a partial device write returns zeros elsewhe
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from t1virtio import errors
