@@ -134,6 +134,9 @@ class Z3:
         raise TypeError("a z3 term has no truth value; branch with L.If")
 
 
+_QUANTIFIER_DEPTH: list = []
+
+
 class SymTable:
     """A table of ``n`` entries held as a z3 array: reads are ``Select``, writes ``Store``.
 
@@ -184,9 +187,15 @@ class Vocabulary:
         one quantified formula, so proofs at the real table sizes stay small.
         """
         if isinstance(table, SymTable):
+            # bound variables are named by nesting depth, not by a global counter, so the same
+            # obligation is the same formula (and z3 finds the same counterexample) in any process
             import z3
-            k = z3.FreshInt("k")
-            return z3.ForAll([k], z3.Implies(z3.And(0 <= k, k < bound), f(k)))
+            k = z3.Int(f"k{len(_QUANTIFIER_DEPTH)}")
+            _QUANTIFIER_DEPTH.append(k)
+            try:
+                return z3.ForAll([k], z3.Implies(z3.And(0 <= k, k < bound), f(k)))
+            finally:
+                _QUANTIFIER_DEPTH.pop()
         if isinstance(bound, int):
             return self.And(*[f(k) for k in range(min(bound, len(table)))])
         return self.And(*[self.Implies(self.ULT(k, bound), f(k)) for k in range(len(table))])
