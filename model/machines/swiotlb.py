@@ -48,6 +48,7 @@ class Live:
     dir: int
     since: int
     alloc: int = 0     # bytes of the allocation (>= size): syncs are bounded by it, as in Linux
+    own: set = None    # label ids the buffer held when bounced to the slot (coming back is no leak)
 
 
 class SwiotlbMachine(RuleBasedStateMachine):
@@ -128,7 +129,7 @@ class SwiotlbMachine(RuleBasedStateMachine):
 
     def received(self, live: Live, buf: int, what: str) -> None:
         for _, _, labs in self.sys.shadow.drain_received():
-            labels.received_from(self.sys.shadow, labs, buf, live.since, what)
+            labels.received_from(self.sys.shadow, labs, buf, live.since, what, live.own)
 
     def check_dma(self, live: Live, ops: dma.VirtioBounceOps, what: str) -> None:
         """The DMA address names the mapping's first byte, inside the region (seed: offset; restricted: IPA)."""
@@ -192,11 +193,12 @@ class SwiotlbMachine(RuleBasedStateMachine):
             self.expect(before, [], [], [], "refused map")
             return
         tlb = p.last_out[0]
-        live = Live(pool, via_ops, orig, tlb, got[0] if via_ops else tlb, size, dir, since, alloc)
+        fill = self.map_fill(before[0][orig - s.ram:orig - s.ram + size], dir, skip)
+        live = Live(pool, via_ops, orig, tlb, got[0] if via_ops else tlb, size, dir, since, alloc,
+                    set(s.shadow.get("priv", orig - s.ram, size)) if fill is not None else set())
         if via_ops:
             self.check_dma(live, ops, "map_page")
         slot = tlb - s.sec
-        fill = self.map_fill(before[0][orig - s.ram:orig - s.ram + size], dir, skip)
         self.expect(before, [], [] if fill is None else [(slot, fill)], [(1, slot, slot + size)], f"map dir {dir}")
         if dir != b.DMA_FROM_DEVICE:
             s.shadow.export("priv", orig - s.ram, size)
@@ -267,6 +269,7 @@ class SwiotlbMachine(RuleBasedStateMachine):
             self.expect(before, [], shared, [(1, live.tlb - s.sec, live.tlb - s.sec + live.size)], f"{op} dir {dir}")
             if dir != b.DMA_FROM_DEVICE:
                 s.shadow.export("priv", po, n)
+                live.own.update(s.shadow.get("priv", po, n))
         else:
             priv = [(po, bytes(before[1][so:so + n]))] if dir != b.DMA_TO_DEVICE else []
             self.expect(before, priv, [], [(0, live.orig - s.ram, live.orig - s.ram + live.size)], f"{op} dir {dir}")
