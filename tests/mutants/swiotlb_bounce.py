@@ -113,6 +113,9 @@ MUTANTS = [
     Mutant("bounce-unmap-copies-to-device", "SWIOTLB-BOUNCE-direction",
            "proof:swiotlb_bounce:unmap_single⊨rule_unmap_copies_back", "SWIOTLB-BOUNCE-direction",
            replace_fn(B, "unmap_copy_kind", _unmap_copies_to_device), "synthetic: TO_DEVICE unmap bounces back"),
+    Mutant("bounce-copy-overruns-mapping", "SWIOTLB-BOUNCE-copy-inside",
+           "proof:swiotlb_bounce:unmap_single⊨rule_unmap_copy_inside", "SWIOTLB-BOUNCE-copy-inside",
+           replace_fn(B, "swiotlb_unmap_single", _unmap_whole_slots), "synthetic: unmap copies whole slots back"),
     Mutant("bounce-copy-overruns-caller-buffer", "SWIOTLB-BOUNCE-copy-inside", f"{S}:machine_quick", "SWIOTLB-BOUNCE-copy-inside",
            replace_fn(B, "swiotlb_bounce", _copy_16_more), "synthetic: bytes past the window overwritten", examples=60),
     # one per guard clause
