@@ -16,4 +16,5 @@ def test_every_subject_has_obligations_for_every_op():
     for s in all_subjects():
         names = {o.name for o in engine.obligations([s])}
         for op in s.ops:
-            assert any(n.startswith(f"{s.component}:{op.name}⊢") for n in names), f"{op.name} has no obligation"
+            assert any(n.startswith((f"{s.component}:{op.name}⊢", f"{s.component}:{op.name}⊨")) for n in names), \
+                f"{s.component}:{op.name} has neither an invariant nor a rule obligation"
