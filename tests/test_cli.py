@@ -45,3 +45,28 @@ def test_prove_json_lists_outcomes():
 def test_fuzz_runs_a_machine():
     r = run("fuzz", "--machine", "msgq", "--examples", "20")
     assert r.returncode == 0 and "nothing found" in r.stdout, r.stdout + r.stderr
+
+
+def test_replay_of_a_counterexample_file(tmp_path):
+    """A counterexample found against a mutant replays to its clause in-process, and clean on the model via the CLI."""
+    from mutants import load_all
+    from t1virtio.proofs import engine
+    m = next(m for m in load_all() if m.name == "msgq-lost-rx-wakeup")
+    with m.patch():
+        r = engine.solve(engine.find(m.check.split(":", 1)[1]))
+        assert r.outcome == "counterexample"
+        assert engine.replay(r.counterexample)[0] == "HYP-MSGQ-rx-virq"
+    f = tmp_path / "cex.json"
+    f.write_text(json.dumps(r.counterexample))
+    out = run("replay", str(f))
+    assert out.returncode == 0 and "replay passes" in out.stdout and "msgq_send" not in out.stderr, out
+
+
+def test_replay_of_a_failing_regression_names_the_clause(tmp_path):
+    """A regression program that still fails prints the clause, its source, and exits 1."""
+    f = tmp_path / "reg.json"
+    f.write_text(json.dumps({"format": "t1virtio-regression/1", "machine": "msgq",
+                             "program": "state = MsgqMachine()\nstate.create(depth=1, max_size=1)\n"
+                                        "state.q.send(b'too long')\nstate.teardown()"}))
+    out = run("replay", str(f))
+    assert out.returncode == 1 and "fails: HYP-MSGQ-size" in out.stdout, out
