@@ -7,8 +7,13 @@ from t1virtio import errors
 from t1virtio.specs import invariants, rules
 
 
-def checked_call(component: str, op: str, obj: Any, call: Callable[[], Any], args: dict) -> tuple[bool, errors.ModelError | None]:
-    """Run ``call`` on ``obj`` (which has ``.state`` and ``.last_out``); check ``op``'s rules; return (accepted, error)."""
+def checked_call(component: str, op: str, obj: Any, call: Callable[[], Any], args: dict, *,
+                 core_only: bool = False, unchanged_on_refusal: bool = False) -> tuple[bool, errors.ModelError | None]:
+    """Run ``call`` on ``obj`` (which has ``.state`` and ``.last_out``); check ``op``'s rules; return (accepted, error).
+
+    ``core_only``: check the rules only when the call reached the symbolic core (it set ``.last_out``);
+    ``unchanged_on_refusal``: a refused call must leave ``.state`` exactly as it was.
+    """
     old = obj.state
     obj.last_out = None
     try:
@@ -18,7 +23,10 @@ def checked_call(component: str, op: str, obj: Any, call: Callable[[], Any], arg
         if isinstance(e, errors.InvariantViolation):
             raise
         ok, err = False, e
-    rules.check(component, op, old, args, ok, obj.state, obj.last_out)
+    if not core_only or obj.last_out is not None:
+        rules.check(component, op, old, args, ok, obj.state, obj.last_out)
+    if unchanged_on_refusal and not ok and obj.state != old:
+        raise errors.fail(err.clause, f"{op} was refused but changed the state")
     return ok, err
 
 

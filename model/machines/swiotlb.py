@@ -24,8 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from t1virtio import errors
-from t1virtio.machines.common import check_invariants
-from t1virtio.specs import rules
+from t1virtio.machines.common import check_invariants, checked_call
 from t1virtio.swiotlb import bounce as b
 from t1virtio.swiotlb import dma, labels
 
@@ -107,20 +106,7 @@ class SwiotlbMachine(RuleBasedStateMachine):
 
     def core(self, op: str, pool: b.SwiotlbPool, call, args: dict):
         """Run ``call``; check the bounce rules of ``op`` when the step reached the pool's core."""
-        old = pool.state
-        pool.last_out = None
-        try:
-            call()
-            ok, err = True, None
-        except errors.ModelError as e:
-            if isinstance(e, errors.InvariantViolation):
-                raise
-            ok, err = False, e
-        if pool.last_out is not None:
-            rules.check("swiotlb_bounce", op, old, args, ok, pool.state, pool.last_out)
-        if not ok and pool.state != old:
-            raise errors.fail(err.clause, f"{op} was refused but changed the pool")
-        return ok, err
+        return checked_call("swiotlb_bounce", op, pool, call, args, core_only=True, unchanged_on_refusal=True)
 
     def refused(self, err, allowed: set, what: str) -> None:
         """A refusal must be one of ``allowed`` (or exhaustion); anything else is reported with its clause."""
