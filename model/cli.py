@@ -191,6 +191,26 @@ def verify(jobs: int = typer.Option(2, "--jobs", min=1),
         raise Failure("verify: something does not hold")
 
 
+@app.command()
+def clauses(pattern: Optional[str] = typer.Argument(None, help="substring of clause ids (case-insensitive)"),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """List registered clauses (id, kind, source, section, text): what an error or a failed check cites."""
+    from t1virtio.specs import clauses as registry
+    rows = [c for c in registry.CLAUSES.values() if not pattern or pattern.lower() in c.id.lower()]
+    if not rows:
+        raise Failure(f"no clause id contains {pattern!r}", 2)
+    if as_json:
+        print(json.dumps([{"id": c.id, "kind": c.kind, "source": c.source, "section": c.section, "text": c.text}
+                          for c in rows], indent=1))
+        return
+    t = Table(title=f"{len(rows)} clause(s)")
+    for col in ("id", "kind", "section", "text"):
+        t.add_column(col, overflow="fold")
+    for c in sorted(rows, key=lambda c: c.id):
+        t.add_row(c.id, c.kind, c.section, c.text)
+    out.print(t)
+
+
 def _scenario():
     """Run the end-to-end scenario if the system composition exists (a later issue adds it)."""
     try:

@@ -19,6 +19,7 @@ def run(*args, cwd=None):
     (["replay", "/no/such/file.json"], "no such file"),
     (["prove", "--only", "no-such-obligation"], "no obligation matches"),
     (["nosuchcommand"], "No such command"),
+    (["clauses", "NO-SUCH-CLAUSE-ID"], "no clause id contains"),
 ])
 def test_bad_input_is_one_line(args, needle):
     r = run(*args)
@@ -70,3 +71,9 @@ def test_replay_of_a_failing_regression_names_the_clause(tmp_path):
                                         "state.q.send(b'too long')\nstate.teardown()"}))
     out = run("replay", str(f))
     assert out.returncode == 1 and "fails: HYP-MSGQ-size" in out.stdout, out
+
+
+def test_clauses_lists_a_clause():
+    out = run("clauses", "HYP-MSGQ-full", "--json")
+    rows = json.loads(out.stdout)
+    assert out.returncode == 0 and [r["id"] for r in rows] == ["HYP-MSGQ-full"] and rows[0]["kind"] == "exhausted"
