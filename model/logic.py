@@ -1,13 +1,16 @@
 """One vocabulary, two backends: concrete Python values and z3 terms (anchors lesson 6).
 
-Transitions, invariants and rules are written once against ``L``, an instance of ``Concrete``
-or ``Z3``. Python control flow may branch only on preset constants; anything that depends on
-data goes through ``L.If``, ``L.at``, ``L.update``, ``L.all_idx`` and friends, which loop over a
-table's fixed (preset) length and mask by the index, so they work for symbolic indices too.
+Transitions, invariants and rules are written once against ``L``: ``CONCRETE`` (Python values)
+or ``z3_logic()`` (z3 terms). Python control flow may branch only on preset constants; anything
+that depends on data goes through ``L.If``, ``L.at``, ``L.update`` and the structured primitives
+(``loop``: a bounded loop with an early exit; ``fill``/``map_range``: range updates; ``cases``; the
+``sel_*`` selections; ``effect``: effects run once the guards hold). For z3 they are unrolled over
+a table's fixed (preset) length and masked by the index, so they work for symbolic indices too;
+concretely they touch only what the operation needs (DESIGN.md §6), over ``table.Table``.
 
 Conventions shared by both backends (so a proof and a concrete run agree):
 - ``at(seq, i)`` with ``i`` outside ``[0, len(seq))`` reads the last element;
-- ``update``/``fill`` outside the table change nothing;
+- ``update``/``fill``/``map_range`` outside the table change nothing;
 - ``If`` is structural: it works on tuples and frozen dataclasses of values.
 z3 is imported lazily, so the concrete backend costs nothing at import.
 """
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any, Callable, Sequence
+
+from t1virtio.table import Table
 
 
 class Concrete:
@@ -164,13 +169,24 @@ def _in_range(L: Any, k: int, lo: Any, n: Any) -> Any:
 
 
 class Vocabulary:
-    """Table helpers shared by both backends, written once over the primitives above."""
+    """Table helpers shared by both backends, written once over the primitives above.
+
+    The backend's primitives are bound onto the instance once (no per-call ``__getattr__``). The
+    structured primitives (``loop``, ``cases``, ``map_range``, ``fill``, ``update``, ``tabulate``,
+    ``effect``, the ``sel_*`` family) are unrolled formulas here, for z3; ``ConcreteVocabulary``
+    runs the same meaning as loops that touch only what an operation needs.
+    """
 
     def __init__(self, base: Any):
         self.base = base
+        for name in dir(base):
+            if not name.startswith("_") and not hasattr(type(self), name):
+                setattr(self, name, getattr(base, name))
 
     def __getattr__(self, item: str) -> Any:
         return getattr(self.base, item)
+
+    # ------------------------------------------------------------ whole-table forms (invariants, rules)
 
     def all_idx(self, n: int, f: Callable[[int], Any]) -> Any:
         """Return ``And(f(0), ..., f(n-1))`` for a preset constant ``n``."""
@@ -204,6 +220,8 @@ class Vocabulary:
         """Return how many of ``f(0..n-1)`` hold."""
         return sum((self.If(f(i), 1, 0) for i in range(n)), 0)
 
+    # ------------------------------------------------------------ reads and writes
+
     def at(self, seq: Sequence[Any], i: Any) -> Any:
         """Return ``seq[i]``; outside the table, its last element (same in both backends)."""
         if isinstance(seq, SymTable):
@@ -215,7 +233,7 @@ class Vocabulary:
             out = self.If(i == k, seq[k], out)
         return out
 
-    def update(self, seq: Sequence[Any], i: Any, v: Any) -> tuple:
+    def update(self, seq: Sequence[Any], i: Any, v: Any) -> Any:
         """Return ``seq`` with element ``i`` replaced by ``v`` (unchanged outside the table)."""
         if isinstance(seq, SymTable):
             import z3
@@ -224,20 +242,184 @@ class Vocabulary:
             return tuple(v if k == i else x for k, x in enumerate(seq))
         return tuple(self.If(i == k, v, x) for k, x in enumerate(seq))
 
-    def fill(self, seq: Sequence[Any], lo: Any, n: Any, v: Any) -> tuple:
-        """Return ``seq`` with elements ``lo .. lo+n-1`` set to ``v``."""
+    def fill(self, seq: Sequence[Any], lo: Any, n: Any, v: Any) -> Any:
+        """Return ``seq`` with elements ``lo .. lo+n-1`` set to ``v`` (a range update)."""
         return tuple(self.If(_in_range(self, k, lo, n), v, x) for k, x in enumerate(seq))
+
+    def map_range(self, seq: Sequence[Any], lo: Any, n: Any, f: Callable[[Any, Any], Any]) -> Any:
+        """Return ``seq`` with each element ``k`` in ``lo .. lo+n-1`` replaced by ``f(k, seq[k])``."""
+        return tuple(self.If(_in_range(self, k, lo, n), f(k, x), x) for k, x in enumerate(seq))
+
+    def tabulate(self, n: int, f: Callable[[int], Any]) -> Any:
+        """Return the table ``f(0), ..., f(n-1)`` (a ``Table`` concretely, a tuple for z3)."""
+        return tuple(f(k) for k in range(n))
 
     def all_in(self, seq: Sequence[Any], lo: Any, n: Any, pred: Callable[[Any], Any]) -> Any:
         """Return whether ``pred`` holds for every element in ``lo .. lo+n-1``."""
         return self.And(*[self.Implies(_in_range(self, k, lo, n), pred(x)) for k, x in enumerate(seq)])
+
+    # ------------------------------------------------------------ control
+
+    def loop(self, n: int, carry: tuple, body: Callable[[tuple], tuple]) -> tuple:
+        """A bounded loop with an early exit: ``carry = body(carry)`` at most ``n`` times.
+
+        ``carry[0]`` is *alive*. Contract: once ``alive`` is false, ``body`` leaves every other
+        part of ``carry`` the caller reads unchanged (it masks its own effects by ``alive``). So
+        the unrolled formula here and the concrete loop, which stops as soon as ``alive`` is false,
+        give the same result.
+        """
+        for _ in range(n):
+            carry = body(carry)
+        return carry
+
+    def cases(self, n: int, i: Any, f: Callable[[int], Any]) -> Any:
+        """Return ``f(i)`` for ``0 <= i < n`` (``f(n-1)`` outside): a case split on a small index.
+
+        For z3 every case is built and the one at ``i`` selected; concretely only ``f(i)`` runs.
+        """
+        return self.at(tuple(f(c) for c in range(n)), i)
+
+    def effect(self, guards: Sequence[tuple], make: Callable[[], Any], old: Any) -> Any:
+        """The state after a step's effects: ``make()``, run only once every guard holds.
+
+        For z3 the effects are always built (``commit`` selects them by the guards); concretely a
+        refused step does no work and its ``new`` is ``old``.
+        """
+        return make()
+
+    # ------------------------------------------------------------ selections (a set of table indices)
+
+    def sel_has(self, sel: Any, i: Any) -> Any:
+        """Whether index ``i`` is in the selection ``sel`` (a bitmask for z3)."""
+        return ((sel >> i) & 1) == 1
+
+    def sel_count(self, sel: Any, n: int) -> Any:
+        """How many indices below ``n`` the selection holds."""
+        return self.count(n, lambda i: self.sel_has(sel, i))
+
+    def sel_all(self, sel: Any, n: int, pred: Callable[[int], Any]) -> Any:
+        """Whether ``pred(i)`` holds for every selected index below ``n``."""
+        return self.all_idx(n, lambda i: self.Implies(self.sel_has(sel, i), pred(i)))
+
+    def sel_only_below(self, sel: Any, n: int) -> Any:
+        """Whether the selection holds no index at or above ``n``."""
+        return (sel >> n) == 0
+
+    def sel_map(self, seq: Sequence[Any], sel: Any, f: Callable[[int, Any], Any]) -> Any:
+        """Return ``seq`` with each selected element ``k`` replaced by ``f(k, seq[k])``."""
+        return tuple(self.If(self.sel_has(sel, k), f(k, x), x) for k, x in enumerate(seq))
 
     def wrap(self, x: Any, bits: int) -> Any:
         """Return ``x mod 2**bits`` (ring indices are free-running u16 counters)."""
         return self.mod(x, 1 << bits)
 
 
-CONCRETE = Vocabulary(Concrete())
+class ConcreteVocabulary(Vocabulary):
+    """The vocabulary over Python values: the same meaning, at the cost of the work done.
+
+    Tables (``Table``, from ``tabulate``) are written in place through ``table.Table`` versions, so
+    a write of ``n`` entries costs ``O(n)``; loops stop at their exit; a case split runs one case; a
+    selection is a set of indices (an ``int`` bitmask is accepted too) and is walked, not the table.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(Concrete())
+
+    @staticmethod
+    def at(seq: Sequence[Any], i: Any) -> Any:
+        return seq[i] if 0 <= i < len(seq) else seq[-1]
+
+    @staticmethod
+    def update(seq: Sequence[Any], i: Any, v: Any) -> Any:
+        if not 0 <= i < len(seq):
+            return seq
+        if isinstance(seq, Table):
+            return seq.set(i, v)
+        out = list(seq)
+        out[i] = v
+        return tuple(out)
+
+    @staticmethod
+    def _range(seq: Sequence[Any], lo: int, n: int) -> range:
+        return range(max(lo, 0), min(lo + n, len(seq))) if n > 0 else range(0)
+
+    def fill(self, seq: Sequence[Any], lo: Any, n: Any, v: Any) -> Any:
+        return _write(seq, {k: v for k in self._range(seq, lo, n)})
+
+    def map_range(self, seq: Sequence[Any], lo: Any, n: Any, f: Callable[[Any, Any], Any]) -> Any:
+        return _write(seq, {k: f(k, seq[k]) for k in self._range(seq, lo, n)})
+
+    @staticmethod
+    def tabulate(n: int, f: Callable[[int], Any]) -> Any:
+        return Table(f(k) for k in range(n))
+
+    def all_in(self, seq: Sequence[Any], lo: Any, n: Any, pred: Callable[[Any], Any]) -> Any:
+        return all(pred(seq[k]) for k in self._range(seq, lo, n))
+
+    @staticmethod
+    def loop(n: int, carry: tuple, body: Callable[[tuple], tuple]) -> tuple:
+        for _ in range(n):
+            if not carry[0]:
+                break
+            carry = body(carry)
+        return carry
+
+    @staticmethod
+    def cases(n: int, i: Any, f: Callable[[int], Any]) -> Any:
+        return f(i if 0 <= i < n else n - 1)
+
+    @staticmethod
+    def effect(guards: Sequence[tuple], make: Callable[[], Any], old: Any) -> Any:
+        for cond, _ in guards:
+            if not cond:
+                return old
+        return make()
+
+    @staticmethod
+    def sel_has(sel: Any, i: Any) -> bool:
+        if isinstance(sel, int):
+            return i >= 0 and (sel >> i) & 1 == 1
+        return i in sel
+
+    @staticmethod
+    def _members(sel: Any, n: int) -> list:
+        if isinstance(sel, int):
+            return [i for i in range(min(n, sel.bit_length())) if (sel >> i) & 1]
+        return [i for i in sel if 0 <= i < n]
+
+    def sel_count(self, sel: Any, n: int) -> int:
+        return len(self._members(sel, n))
+
+    def sel_all(self, sel: Any, n: int, pred: Callable[[int], Any]) -> bool:
+        return all(pred(i) for i in self._members(sel, n))
+
+    @staticmethod
+    def sel_only_below(sel: Any, n: int) -> bool:
+        if isinstance(sel, int):
+            return (sel >> n) == 0
+        return all(0 <= i < n for i in sel)
+
+    def sel_map(self, seq: Sequence[Any], sel: Any, f: Callable[[int, Any], Any]) -> Any:
+        return _write(seq, {k: f(k, seq[k]) for k in self._members(sel, len(seq))})
+
+    @staticmethod
+    def wrap(x: Any, bits: int) -> Any:
+        return x % (1 << bits)
+
+
+def _write(seq: Sequence[Any], changes: dict) -> Any:
+    """``seq`` with ``changes`` applied: a new ``Table`` version, or a rebuilt tuple for small tuples."""
+    if isinstance(seq, Table):
+        return seq.set_many(changes)
+    if not changes:
+        return seq
+    out = list(seq)
+    for k, x in changes.items():
+        out[k] = x
+    return tuple(out)
+
+
+CONCRETE = ConcreteVocabulary()
 _Z3: Vocabulary | None = None
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from t1virtio.table import Table
+
 
 def bits(width: int, **kw: Any) -> Any:
     """Declare a dataclass field whose ints are ``width``-bit vectors in proofs."""
@@ -19,7 +21,7 @@ def _leaves(template: Any, width: int | None, f):
         return dataclasses.replace(template, **{
             fl.name: _leaves(getattr(template, fl.name), fl.metadata.get("bits", width), f)
             for fl in dataclasses.fields(template)})
-    if isinstance(template, tuple):
+    if isinstance(template, (tuple, Table)):
         return tuple(_leaves(x, width, f) for x in template)
     return f(template, width)
 
@@ -80,7 +82,7 @@ def to_json(state: Any) -> Any:
     """Return ``state`` as JSON-able lists, dicts, ints and bools."""
     if dataclasses.is_dataclass(state):
         return {f.name: to_json(getattr(state, f.name)) for f in dataclasses.fields(state)}
-    if isinstance(state, (tuple, list)):
+    if isinstance(state, (tuple, list, Table)):
         return [to_json(x) for x in state]
     if isinstance(state, (bytes, bytearray)):
         return {"hex": bytes(state).hex()}
@@ -92,6 +94,9 @@ def from_json(template: Any, data: Any) -> Any:
     if dataclasses.is_dataclass(template):
         return dataclasses.replace(template, **{
             f.name: from_json(getattr(template, f.name), data[f.name]) for f in dataclasses.fields(template)})
+    if isinstance(template, Table):
+        proto = template[0] if len(template) else None
+        return Table(from_json(proto, x) if proto is not None else x for x in data)
     if isinstance(template, tuple):
         if len(template) == len(data):
             return tuple(from_json(t, x) for t, x in zip(template, data))
