@@ -211,6 +211,60 @@ def clauses(pattern: Optional[str] = typer.Argument(None, help="substring of cla
     out.print(t)
 
 
+class _BenchProgress:
+    """Bench progress on stderr: a rich bar on a terminal, else one plain line every few seconds at most."""
+
+    def __init__(self):
+        self.tty, self.bar, self.task, self.last = sys.stderr.isatty(), None, None, 0.0
+
+    def __enter__(self):
+        if self.tty:
+            self.bar = _progress().__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if self.bar:
+            if self.task is None:
+                self.task = self.bar.add_task("bench", total=total)
+            self.bar.update(self.task, completed=done, description=f"bench {what}")
+        elif time.monotonic() - self.last >= 5 and done < total:
+            self.last = time.monotonic()
+            print(f"bench: {done}/{total} cells, now {what}", file=sys.stderr, flush=True)
+
+
+@app.command()
+def bench(model: bool = typer.Option(True, "--model/--no-model", help="measure the model side (default on)"),
+          sizes: Optional[str] = typer.Option(None, "--sizes", help="comma-separated pool slots (swiotlb) or queue sizes"),
+          component: Optional[str] = typer.Option(None, "--component", help="swiotlb, split or packed (default: all)"),
+          occupancy: Optional[str] = typer.Option(None, "--occupancy", help="swiotlb occupancies in percent (default 0,50,90)"),
+          budget: Optional[float] = typer.Option(None, "--budget", help="seconds for the model's timed part of a cell"),
+          setup_budget: Optional[float] = typer.Option(None, "--setup-budget",
+                                                       help="seconds for a cell's untimed model setup (pool prefill)"),
+          quick: bool = typer.Option(False, "--quick", help="much shorter budgets (seconds in all)"),
+          as_json: bool = typer.Option(False, "--json", help="print a JSON document instead of tables")) -> None:
+    """Model ops/s at real sizes beside Linux 6.1 (C loop and ctypes) on the same op sequences."""
+    import os
+
+    from t1virtio import bench as b
+    try:
+        cfg = b.parse(component, sizes, occupancy, model, quick, budget, setup_budget)
+    except ValueError as e:
+        raise Failure(str(e), 2) from None
+    with _BenchProgress() as progress:
+        doc = b.run(cfg, progress)
+    if as_json:
+        print(json.dumps(doc, indent=1))
+    else:
+        b.render(doc, out)
+    bad = b.problems(doc, ci=bool(os.environ.get("CI")))
+    if bad:
+        raise Failure(f"bench: {bad[0]}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+
+
 def _scenario():
     """Run the end-to-end scenario if the system composition exists (a later issue adds it)."""
     try:
