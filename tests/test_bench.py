@@ -1,0 +1,121 @@
+"""``t1virtio bench``: the JSON document, equal op counts on every side of a cell, rows kept when a side
+fails, one-line errors. Fast: tiny sizes and budgets. Tests that need the Linux peer skip with its reason
+when it cannot be built, except in CI (``CI`` set), where that fails."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+from typer.testing import CliRunner
+
+from t1virtio import bench as b
+from t1virtio import cli
+
+CLI = [sys.executable, "-c", "from t1virtio.cli import main; main()"]
+ROW_KEYS = {"component", "size", "occupancy", "variant", "model_ops_s", "linux_c_ops_s", "linux_py_ops_s", "ratio",
+            "model_ops", "linux_c_ops", "linux_py_ops", "notes", "errors"}
+
+
+def _run(*args, env=None):
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=120, env=env)
+
+
+def _linux_or_skip() -> b.Linux:
+    lx = b.Linux().load()
+    if lx.reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and the Linux peer is missing: {lx.reason}")
+        pytest.skip(lx.reason)
+    return lx
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--sizes", "abc"], "comma-separated integers"),
+    (["--component", "nope"], "--component"),
+    (["--component", "swiotlb", "--sizes", "1000"], "not a power of two"),
+    (["--sizes", "16"], "swiotlb pool of 16 slots"),
+    (["--occupancy", "99"], "--occupancy"),
+])
+def test_bad_options_are_one_line(args, needle):
+    r = _run("bench", *args)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def test_json_document_shape():
+    """--quick --json on tiny sizes: every row present with a figure or the reason it is missing."""
+    r = _run("bench", "--quick", "--json", "--sizes", "1024", "--occupancy", "0")
+    doc = json.loads(r.stdout)
+    linux = doc["machine"]["linux_peer"]
+    assert r.returncode == (1 if os.environ.get("CI") and not linux["available"] else 0), r.stderr
+    assert {"platform", "python", "cpu", "cpus", "model_revision", "linux_peer"} <= set(doc["machine"])
+    assert [(x["component"], x["size"], x["occupancy"], x["variant"]) for x in doc["rows"]] == [
+        ("swiotlb", 1024, 0, "no copy"), ("swiotlb", 1024, 0, "4 KiB bounce"), ("split", 1024, None, None),
+        ("packed", 1024, None, None)]
+    for row in doc["rows"]:
+        assert ROW_KEYS <= set(row)
+        for side in ("model", "linux_c", "linux_py"):
+            assert (row[f"{side}_ops_s"] or 0) > 0 or side in row["notes"], (side, row)
+        assert row["model_ops"] >= 1, row
+    packed = doc["rows"][-1]
+    assert packed["linux_c_ops_s"] is None and "vringh has no packed ring" in packed["notes"]["linux_c"]
+    assert {(g["component"], g["variant"]) for g in doc["growth"]} == {
+        ("swiotlb", "no copy"), ("swiotlb", "4 KiB bounce"), ("split", None), ("packed", None)}
+    assert all({"model_growth", "model_lowest_ops_s", "meets_target", "target_ops_s"} <= set(g) for g in doc["growth"])
+
+
+def test_every_side_runs_the_same_ops():
+    """Model, Linux C and Linux ctypes run the same number of ops per run, at 0 % and 50 % occupancy too."""
+    _linux_or_skip()
+    budget = replace(b.QUICK, cell=0.05, linux=0.02, setup=60.0, max_reps=3)
+    cfg = b.Config(components=("swiotlb", "split"), swiotlb_sizes=(512,), ring_sizes=(16,), occupancies=(0, 50),
+                   budget=budget)
+    doc = b.run(cfg)
+    assert len(doc["rows"]) == 4
+    for row in doc["rows"]:
+        assert not row["notes"], row["notes"]
+        assert row["model_ops"] >= 1 and row["model_ops"] == row["linux_c_ops"] == row["linux_py_ops"], row
+        assert row["ratio"] == row["linux_c_ops_s"] / row["model_ops_s"]
+    assert b.problems(doc, ci=True) == []
+
+
+def test_plans_are_what_the_docs_say():
+    """Occupancy counts the 64 live mappings; 0 % has no prefill; the plan is the same every time."""
+    for n, occ in ((1024, 50), (1 << 14, 90)):
+        fill, drop = b.SwiotlbPlan(n, occ).prefill()
+        assert fill == n // 2 and 2 * (fill - len(drop) + b.LIVE) == round(occ * n / 100)
+        assert drop == b.SwiotlbPlan(n, occ).prefill()[1]
+    assert b.SwiotlbPlan(1024).prefill() == (0, [])
+
+
+def test_a_failing_side_keeps_its_row(monkeypatch):
+    """An injected model failure and a missing Linux peer: every row stays, each side says why; exit 1."""
+    def boom(*_):
+        raise RuntimeError("injected failure")
+
+    def no_peer(self):
+        self.reason, self._loaded = "injected: no Linux peer here", True
+        return self
+    monkeypatch.setitem(b.MODEL, "split", boom)
+    monkeypatch.setattr(b.Linux, "load", no_peer)
+    monkeypatch.delenv("CI", raising=False)
+    r = CliRunner().invoke(cli.app, ["bench", "--quick", "--json", "--component", "split", "--sizes", "16,64"])
+    doc = json.loads(r.stdout)
+    assert [x["size"] for x in doc["rows"]] == [16, 64]
+    for row in doc["rows"]:
+        assert row["notes"]["model"] == "error: RuntimeError: injected failure"
+        assert "unavailable" in row["notes"]["linux_c"] and "unavailable" in row["notes"]["linux_py"]
+    assert doc["machine"]["linux_peer"]["reason"] == "injected: no Linux peer here"
+    assert isinstance(r.exception, cli.Failure) and "injected failure" in str(r.exception)
+
+    # a missing peer alone is a reason line, and a failure only in CI
+    args = ["bench", "--quick", "--component", "packed", "--sizes", "16"]
+    r = CliRunner().invoke(cli.app, args)
+    assert r.exception is None and "injected: no Linux peer here" in r.stdout, r.stdout
+    monkeypatch.setenv("CI", "1")
+    r = CliRunner().invoke(cli.app, args)
+    assert isinstance(r.exception, cli.Failure) and "CI is set" in str(r.exception)
