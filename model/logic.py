@@ -3,7 +3,8 @@
 Transitions, invariants and rules are written once against ``L``: ``CONCRETE`` (Python values)
 or ``z3_logic()`` (z3 terms). Python control flow may branch only on preset constants; anything
 that depends on data goes through ``L.If``, ``L.at``, ``L.update`` and the structured primitives
-(``loop``: a bounded loop with an early exit; ``fill``/``map_range``: range updates; ``cases``; the
+(``loop``: a bounded loop with an early exit; ``fill``/``map_range``/``map_while_back``: range
+updates; ``cases``; the
 ``sel_*`` selections; ``effect``: effects run once the guards hold). For z3 they are unrolled over
 a table's fixed (preset) length and masked by the index, so they work for symbolic indices too;
 concretely they touch only what the operation needs (DESIGN.md §6), over ``table.Table``.
@@ -30,11 +31,17 @@ class Concrete:
 
     @staticmethod
     def And(*xs: Any) -> bool:
-        return all(bool(x) for x in xs)
+        for x in xs:
+            if not x:
+                return False
+        return True
 
     @staticmethod
     def Or(*xs: Any) -> bool:
-        return any(bool(x) for x in xs)
+        for x in xs:
+            if x:
+                return True
+        return False
 
     @staticmethod
     def Not(x: Any) -> bool:
@@ -258,6 +265,24 @@ class Vocabulary:
         """Return whether ``pred`` holds for every element in ``lo .. lo+n-1``."""
         return self.And(*[self.Implies(_in_range(self, k, lo, n), pred(x)) for k, x in enumerate(seq)])
 
+    def map_while_back(self, seq: Sequence[Any], start: Any, go: Callable[[int, Any], Any],
+                       f: Callable[[int, Any], Any]) -> Any:
+        """Walk ``k = start-1, start-2, ...`` while ``go(k, seq[k])`` holds, writing ``f(k, seq[k])``.
+
+        The walk stops at the first ``k`` where ``go`` fails (or below 0); ``go`` may answer a Python
+        ``False`` for a constant ``k`` (a segment end), which cuts the unrolled chain there.
+        """
+        out = list(seq)
+        walking: Any = False
+        for k in range(len(seq) - 1, -1, -1):
+            g = go(k, seq[k])
+            if g is False:
+                walking = False
+                continue
+            walking = self.And(self.Or(start == k + 1, walking), g)
+            out[k] = self.If(walking, f(k, seq[k]), seq[k])
+        return tuple(out)
+
     # ------------------------------------------------------------ control
 
     def loop(self, n: int, carry: tuple, body: Callable[[tuple], tuple]) -> tuple:
@@ -280,10 +305,12 @@ class Vocabulary:
         return self.at(tuple(f(c) for c in range(n)), i)
 
     def effect(self, guards: Sequence[tuple], make: Callable[[], Any], old: Any) -> Any:
-        """The state after a step's effects: ``make()``, run only once every guard holds.
+        """A step's new state, built by ``make()`` only once the step's guards hold.
 
-        For z3 the effects are always built (``commit`` selects them by the guards); concretely a
-        refused step does no work and its ``new`` is ``old``.
+        Pass the result straight to ``step(...)`` as ``new`` (never store it in a state). For z3 the
+        effects are built now (``commit`` selects them by the guards); concretely they are deferred
+        (``Deferred``) until ``step.apply`` has checked the guards, so a refused step does no work.
+        Reading ``Step.new`` directly runs them whatever the guards say (as an eager step would).
         """
         return make()
 
@@ -357,6 +384,19 @@ class ConcreteVocabulary(Vocabulary):
         return all(pred(seq[k]) for k in self._range(seq, lo, n))
 
     @staticmethod
+    def map_while_back(seq: Sequence[Any], start: Any, go: Callable[[int, Any], Any],
+                       f: Callable[[int, Any], Any]) -> Any:
+        changes = {}
+        k = start - 1 if start <= len(seq) else -1
+        while k >= 0:
+            x = seq[k]
+            if not go(k, x):
+                break
+            changes[k] = f(k, x)
+            k -= 1
+        return _write(seq, changes)
+
+    @staticmethod
     def loop(n: int, carry: tuple, body: Callable[[tuple], tuple]) -> tuple:
         for _ in range(n):
             if not carry[0]:
@@ -370,10 +410,7 @@ class ConcreteVocabulary(Vocabulary):
 
     @staticmethod
     def effect(guards: Sequence[tuple], make: Callable[[], Any], old: Any) -> Any:
-        for cond, _ in guards:
-            if not cond:
-                return old
-        return make()
+        return Deferred(make)
 
     @staticmethod
     def sel_has(sel: Any, i: Any) -> bool:
@@ -405,6 +442,15 @@ class ConcreteVocabulary(Vocabulary):
     @staticmethod
     def wrap(x: Any, bits: int) -> Any:
         return x % (1 << bits)
+
+
+class Deferred:
+    """Effects not yet run (``ConcreteVocabulary.effect``): ``Step.new`` runs ``make`` on first use."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]):
+        self.make = make
 
 
 def _write(seq: Sequence[Any], changes: dict) -> Any:

@@ -11,16 +11,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from t1virtio import errors
+from t1virtio.logic import Deferred
 from t1virtio.specs import clauses
 
 
 @dataclass(frozen=True)
 class Step:
-    """A guarded step: ``guards`` is a tuple of ``(condition, clause)`` pairs."""
+    """A guarded step: ``guards`` is a tuple of ``(condition, clause)`` pairs.
+
+    ``new`` may be given as ``Deferred`` effects (``L.effect``): they run on the first read of
+    ``new``, which ``apply`` does only after every guard held.
+    """
 
     guards: tuple
     new: Any
     out: Any = None
+
+
+def _new(self: Step) -> Any:
+    v = self.__dict__["new"]
+    if isinstance(v, Deferred):
+        v = v.make()
+        self.__dict__["new"] = v
+    return v
+
+
+Step.new = property(_new, lambda self, v: self.__dict__.__setitem__("new", v))
 
 
 def step(guards: list | tuple, new: Any, out: Any = None) -> Step:

@@ -77,10 +77,10 @@ class Table:
     # ---------------------------------------------------------------- reads
 
     def __getitem__(self, k: Any) -> Any:
-        if self._arr is not None:
-            return self._arr[k]
         if isinstance(k, slice):
             return tuple(self._reroot()[k])
+        if self._arr is not None:
+            return self._arr[k]
         if k < 0:
             k += self._n
         v, hops = self, 0

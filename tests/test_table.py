@@ -84,6 +84,20 @@ def test_loop_stops_at_its_exit_and_means_the_unrolled_loop():
 
 
 def test_effect_runs_only_when_every_guard_holds():
+    from t1virtio import errors
+    from t1virtio.step import apply, step
     ran = []
-    assert CONCRETE.effect([(True, "x"), (False, "y")], lambda: ran.append(1), "old") == "old" and not ran
-    assert CONCRETE.effect([(True, "x")], lambda: "new", "old") == "new"
+
+    def make():
+        ran.append(1)
+        return "new"
+    guards = [(True, "SWIOTLB-find-empty"), (False, "SWIOTLB-find-full")]
+    refused = step(guards, CONCRETE.effect(guards, make, "old"))
+    try:
+        apply(refused)
+    except errors.Exhausted:
+        pass
+    assert not ran                                      # refused: the effects never ran
+    accepted = step(guards[:1], CONCRETE.effect(guards[:1], make, "old"))
+    assert apply(accepted) == ("new", None) and ran == [1]
+    assert accepted.new == "new" and ran == [1]         # run once, then kept

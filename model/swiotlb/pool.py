@@ -199,12 +199,12 @@ def swiotlb_init_pool(L: Any, preset: Preset, start: Any, nslabs: Any, nareas: A
               (areas_ok, "SWIOTLB-pool-areas")]
     if not clamped:
         guards.append((L.mod(nslabs, seg) == 0, "SWIOTLB-pool-segments"))
-    zero = (0,) * T
     new = PoolState(
         start=start, vaddr=start if vaddr is None else vaddr,
         primary_vaddr=start if primary_vaddr is None else primary_vaddr,
         nslabs=nslabs, nareas=nareas, area_nslabs=area_nslabs,
         area_index=(0,) * M, area_used=(0,) * M,
-        list=tuple(initial_list(L, preset, nslabs, k, clamped) for k in range(T)),
-        orig_addr=(INVALID_PHYS_ADDR,) * T, alloc_size=zero, head=(NO_ALLOC,) * T, run=zero)
+        list=L.tabulate(T, lambda k: initial_list(L, preset, nslabs, k, clamped)),
+        orig_addr=L.tabulate(T, lambda k: INVALID_PHYS_ADDR), alloc_size=L.tabulate(T, lambda k: 0),
+        head=L.tabulate(T, lambda k: NO_ALLOC), run=L.tabulate(T, lambda k: 0))
     return step(guards, new)

@@ -135,39 +135,33 @@ def search_start(L: Any, p: pol.SwiotlbPolicy, s: PoolState, a: int, q: Request)
 
 
 def search_area(L: Any, preset: Preset, p: pol.SwiotlbPolicy, s: PoolState, a: int, q: Request) -> AreaResult:
-    """Walk area ``a`` as the kernel does, unrolled to ``search_steps`` steps (the search bound)."""
+    """Walk area ``a`` as the kernel does, at most ``search_steps`` steps (the search bound), stopping
+    at the first fit (``L.loop``: concretely an early-exit loop, for z3 the unrolled chain)."""
     base = s.area_nslabs * a
     unbounded = p.search in ("v6.1", "seed-v5.7")
     start = search_start(L, p, s, a, q)
-    index, checked, alive, found = start, const(L, 0), L.ULE(q.nslots, s.area_nslabs - s.area_used[a]), False
-    slot_found = const(L, 0)
     shift = nr_slots(L, q.tbl_dma_addr)
-    for _ in range(search_steps(preset)):
+
+    def body(c: tuple) -> tuple:
+        alive, index, checked, found, slot_found = c
         slot = base + index
         mis, step_by, nxt = walk_step(L, s, q, base, index)
         fits = L.And(L.Not(mis), L.Not(iommu_is_span_boundary(L, slot, q.nslots, shift, q.max_slots)),
                      L.ULE(q.nslots, L.at(s.list, slot)))
         hit = L.And(alive, fits)
-        slot_found = L.If(hit, slot, slot_found)
-        found = L.Or(found, hit)
-        index = nxt
         checked = checked + step_by
-        more = L.Not(index == start) if unbounded else L.ULT(checked, s.area_nslabs)
-        alive = L.And(alive, L.Not(fits), more)
+        more = L.Not(nxt == start) if unbounded else L.ULT(checked, s.area_nslabs)
+        return (L.And(alive, L.Not(fits), more), nxt, checked, L.Or(found, hit), L.If(hit, slot, slot_found))
+    alive = L.ULE(q.nslots, s.area_nslabs - s.area_used[a])
+    alive, _, _, found, slot_found = L.loop(search_steps(preset), (alive, start, const(L, 0), False, const(L, 0)), body)
     return AreaResult(found=found, hang=alive if unbounded else False, slot=slot_found)
 
 
-def relink_preceding(L: Any, preset: Preset, lst: tuple, index: Any, count: Any) -> tuple:
+def relink_preceding(L: Any, preset: Preset, lst: Any, index: Any, count: Any) -> Any:
     """The kernel's backward walk: from ``index - 1`` while in the segment and free, ``list[i] = ++count``."""
-    out = list(lst)
-    walking: Any = False
-    for k in range(len(lst) - 1, -1, -1):
-        if pool.io_tlb_offset(preset, k) == preset.io_tlb_segsize - 1:
-            walking = False                       # slot k ends a segment: the walk never enters it
-            continue
-        walking = L.And(L.Or(index == k + 1, walking), L.Not(lst[k] == 0))
-        out[k] = L.If(walking, count + (index - k), lst[k])
-    return tuple(out)
+    seg = preset.io_tlb_segsize                # k % seg is io_tlb_offset(k); the walk never leaves the segment
+    return L.map_while_back(lst, index, lambda k, x: L.Not(x == 0) if k % seg != seg - 1 else False,
+                            lambda k, x: count + (index - k))
 
 
 def in_run(L: Any, lo: Any, n: Any, k: int) -> Any:
@@ -186,25 +180,30 @@ def swiotlb_find_slots(L: Any, preset: Preset, s: PoolState, orig_addr: Any, all
     p = pol.current(policy)
     M = preset.io_tlb_max_areas
     q = compute_request(L, preset, p, s, orig_addr, alloc_size, alloc_align_mask, min_align_mask, boundary_mask)
-    results = [search_area(L, preset, p, s, c, q) for c in range(M)]
+    searched: dict = {}
+
+    def area(c: int) -> AreaResult:                # each area is searched at most once
+        if c not in searched:
+            searched[c] = search_area(L, preset, p, s, c, q)
+        return searched[c]
     first = cpu & (s.nareas - 1)
-    decided, found, hang = False, False, False
-    slot = const(L, 0)
-    for j in range(M):
+
+    def try_area(c: tuple) -> tuple:
+        undecided, j, found, hang, slot = c
         a = u64(L, first + j) & (s.nareas - 1)
-        r = AreaResult(*[select(L, a, [getattr(x, f) for x in results]) for f in ("found", "hang", "slot")])
-        act = L.And(L.ULT(j, s.nareas), L.Not(decided))
+        r = L.cases(M, a, area)
+        act = L.And(L.ULT(j, s.nareas), undecided)
         hit = L.And(act, r.found)
-        found, hang = L.Or(found, hit), L.Or(hang, L.And(act, r.hang))
-        slot = L.If(hit, r.slot, slot)
-        decided = L.Or(decided, L.And(act, L.Or(r.found, r.hang)))
+        return (L.And(undecided, L.Not(L.And(act, L.Or(r.found, r.hang)))), j + 1, L.Or(found, hit),
+                L.Or(hang, L.And(act, r.hang)), L.If(hit, r.slot, slot))
+    _, _, found, hang, slot = L.loop(M, (True, 0, False, False, const(L, 0)), try_area)
     n = q.nslots
     guards = [(L.Not(alloc_size == 0), "SWIOTLB-find-empty"),
               (L.ULE(alloc_size, preset.io_tlb_segsize * IO_TLB_SIZE), "SWIOTLB-find-too-large"),
               (pool.is_power_of_two(L, q.max_slots), "SWIOTLB-find-boundary-mask"),
               (L.Not(hang), "SWIOTLB-find-no-termination"),
               (found, "SWIOTLB-find-full")]
-    return step(guards, occupy_run(L, preset, s, slot, n, alloc_size, q.offset), out=slot)
+    return step(guards, L.effect(guards, lambda: occupy_run(L, preset, s, slot, n, alloc_size, q.offset), s), out=slot)
 
 
 def is_free_run(L: Any, s: PoolState, index: Any, nslots: Any) -> Any:
@@ -223,9 +222,8 @@ def occupy_run(L: Any, preset: Preset, s: PoolState, index: Any, nslots: Any, al
     name the new allocation; the area holding ``index`` moves its hint past the run (0 at the area
     end) and counts ``nslots`` more used. Every allocation path (search, map, alloc) ends here.
     """
-    T, M = preset.pool_nslabs, preset.io_tlb_max_areas
-    mine = [in_run(L, index, nslots, k) for k in range(T)]
-    lst = tuple(L.If(mine[k], const(L, 0), s.list[k]) for k in range(T))
+    M = preset.io_tlb_max_areas
+    lst = L.fill(s.list, index, nslots, const(L, 0))
 
     def hint(c: int) -> Any:
         after = index - s.area_nslabs * c + nslots
@@ -233,9 +231,9 @@ def occupy_run(L: Any, preset: Preset, s: PoolState, index: Any, nslots: Any, al
     top = u64(L, alloc_size - offset + index * IO_TLB_SIZE)      # what slot 0 would record
     return replace(
         s, list=relink_preceding(L, preset, lst, index, const(L, 0)),
-        alloc_size=tuple(L.If(mine[k], u64(L, top - k * IO_TLB_SIZE), s.alloc_size[k]) for k in range(T)),
-        head=tuple(L.If(mine[k], index, s.head[k]) for k in range(T)),
-        run=tuple(L.If(index == k, nslots, s.run[k]) for k in range(T)),
+        alloc_size=L.map_range(s.alloc_size, index, nslots, lambda k, x: u64(L, top - k * IO_TLB_SIZE)),
+        head=L.fill(s.head, index, nslots, index),
+        run=L.update(s.run, index, nslots),
         area_index=tuple(L.If(pool.in_area(L, s, c, index), hint(c), s.area_index[c]) for c in range(M)),
         area_used=tuple(L.If(pool.in_area(L, s, c, index), s.area_used[c] + nslots, s.area_used[c])
                         for c in range(M)))
@@ -244,9 +242,7 @@ def occupy_run(L: Any, preset: Preset, s: PoolState, index: Any, nslots: Any, al
 def record_orig(L: Any, preset: Preset, s: PoolState, index: Any, nslots: Any, orig_addr: Any) -> PoolState:
     """Slot ``index + j`` of a streaming mapping records ``orig_addr + j * IO_TLB_SIZE`` (§1.6 step 5)."""
     base = u64(L, orig_addr - index * IO_TLB_SIZE)                # what slot 0 would record
-    return replace(s, orig_addr=tuple(
-        L.If(in_run(L, index, nslots, k), u64(L, base + k * IO_TLB_SIZE), s.orig_addr[k])
-        for k in range(preset.pool_nslabs)))
+    return replace(s, orig_addr=L.map_range(s.orig_addr, index, nslots, lambda k, x: u64(L, base + k * IO_TLB_SIZE)))
 
 
 def select(L: Any, i: Any, values: list) -> Any:
@@ -268,9 +264,9 @@ def swiotlb_tbl_map_slots(L: Any, preset: Preset, s: PoolState, orig_addr: Any, 
     found = swiotlb_find_slots(L, preset, s, orig_addr, total, alloc_align_mask, min_align_mask,
                                boundary_mask, cpu, p)
     idx, n = found.out, nr_slots(L, total)
-    new = record_orig(L, preset, found.new, idx, n, orig_addr)
     guards = [(L.And(L.ULE(mapping_size, alloc_size), L.ULT(orig_addr, 1 << MAX_PHYSMEM_BITS)), "SWIOTLB-map-sizes"),
               (L.ULE(alloc_size, preset.io_tlb_segsize * IO_TLB_SIZE), "SWIOTLB-find-too-large"), *found.guards]
+    new = L.effect(guards, lambda: record_orig(L, preset, found.new, idx, n, orig_addr), s)
     return step(guards, new, out=(idx, u64(L, pool.compute_slot_addr(L, s.start, idx) + offset)))
 
 
@@ -320,7 +316,7 @@ def swiotlb_release_slots(L: Any, preset: Preset, s: PoolState, tlb_addr: Any, m
     that is not the start of a live allocation, and a size that is not the allocation's.
     """
     p = pol.current(policy)
-    T, M = preset.pool_nslabs, preset.io_tlb_max_areas
+    M = preset.io_tlb_max_areas
     offset = pool.swiotlb_align_offset(L, tlb_addr, min_align_mask) if p.uses_min_align else const(L, 0)
     index = pool.get_slot_index(L, s, tlb_addr, offset)
     if p.free_size == "recorded":
@@ -331,17 +327,18 @@ def swiotlb_release_slots(L: Any, preset: Preset, s: PoolState, tlb_addr: Any, m
     guards = [(pool.is_swiotlb_buffer(L, s, tlb_addr), "SWIOTLB-release-no-pool"),
               (L.And(L.ULT(index, s.nslabs), L.at(s.head, index) == index), "SWIOTLB-release-not-mapped"),
               (nslots == L.at(s.run, index), "SWIOTLB-release-size")]
-    mine = [in_run(L, index, nslots, k) for k in range(T)]
-    lst = tuple(L.If(mine[k], count + (index + nslots - k), s.list[k]) for k in range(T))
-    new = replace(
-        s, list=relink_preceding(L, preset, lst, index, count + nslots),
-        orig_addr=tuple(L.If(mine[k], const(L, INVALID_PHYS_ADDR), s.orig_addr[k]) for k in range(T)),
-        alloc_size=tuple(L.If(mine[k], const(L, 0), s.alloc_size[k]) for k in range(T)),
-        head=tuple(L.If(mine[k], const(L, NO_ALLOC), s.head[k]) for k in range(T)),
-        run=tuple(L.If(index == k, const(L, 0), s.run[k]) for k in range(T)),
-        area_used=tuple(L.If(pool.in_area(L, s, c, index), s.area_used[c] - nslots, s.area_used[c])
-                        for c in range(M)))
-    return step(guards, new, out=nslots)
+
+    def release() -> PoolState:
+        lst = L.map_range(s.list, index, nslots, lambda k, x: count + (index + nslots - k))
+        return replace(
+            s, list=relink_preceding(L, preset, lst, index, count + nslots),
+            orig_addr=L.fill(s.orig_addr, index, nslots, const(L, INVALID_PHYS_ADDR)),
+            alloc_size=L.fill(s.alloc_size, index, nslots, const(L, 0)),
+            head=L.fill(s.head, index, nslots, const(L, NO_ALLOC)),
+            run=L.update(s.run, index, const(L, 0)),
+            area_used=tuple(L.If(pool.in_area(L, s, c, index), s.area_used[c] - nslots, s.area_used[c])
+                            for c in range(M)))
+    return step(guards, L.effect(guards, release, s), out=nslots)
 
 
 # ---------------------------------------------------------------------------------------------
