@@ -138,7 +138,7 @@ def swiotlb_map_single(L: Any, preset: Any, s: swpool.PoolState, orig_addr: Any,
                                      min_align_mask, boundary_mask, cpu, policy)
     tlb = sp.out[1]
     guards = [(valid_direction(L, dir), "SWIOTLB-BOUNCE-dir"), *sp.guards]
-    return step(guards, sp.new, out=(tlb, Copy(map_copy_kind(L, map_bounce, dir, attrs), orig_addr, tlb, mapping_size)))
+    return step(guards, L.effect(guards, lambda: sp.new, s), out=(tlb, Copy(map_copy_kind(L, map_bounce, dir, attrs), orig_addr, tlb, mapping_size)))
 
 
 def swiotlb_unmap_single(L: Any, preset: Any, s: swpool.PoolState, tlb_addr: Any, mapping_size: Any, dir: Any,
@@ -149,7 +149,7 @@ def swiotlb_unmap_single(L: Any, preset: Any, s: swpool.PoolState, tlb_addr: Any
     guards = [(valid_direction(L, dir), "SWIOTLB-BOUNCE-dir"), *rel.guards,
               (L.And(is_streaming(L, s, w), w.tlb0 == tlb_addr), "SWIOTLB-BOUNCE-not-mapped"),
               (L.ULE(mapping_size, w.size), "SWIOTLB-BOUNCE-unmap-size")]
-    return step(guards, rel.new, out=window_copy(L, unmap_copy_kind(L, dir, attrs), w, tlb_addr, mapping_size))
+    return step(guards, L.effect(guards, lambda: rel.new, s), out=window_copy(L, unmap_copy_kind(L, dir, attrs), w, tlb_addr, mapping_size))
 
 
 def _sync(L: Any, s: swpool.PoolState, tlb_addr: Any, size: Any, dir: Any, min_align_mask: Any, kind: Any) -> Step:
@@ -184,7 +184,7 @@ def swiotlb_free(L: Any, preset: Any, s: swpool.PoolState, tlb_addr: Any, size: 
     w = window_at(L, s, tlb_addr, min_align_mask)
     rel = slots.swiotlb_release_slots(L, preset, s, tlb_addr, min_align_mask, size, policy)
     guards = [*rel.guards, (w.orig0 == swpool.INVALID_PHYS_ADDR, "SWIOTLB-BOUNCE-not-mapped")]
-    return step(guards, rel.new, out=rel.out)
+    return step(guards, L.effect(guards, lambda: rel.new, s), out=rel.out)
 
 
 # ---------------------------------------------------------------------------------------------

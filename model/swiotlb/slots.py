@@ -295,7 +295,7 @@ def swiotlb_alloc_slots(L: Any, preset: Preset, s: PoolState, size: Any, min_ali
     addr = pool.compute_slot_addr(L, s.start, found.out)
     if p.alloc_page == "pfn":
         addr = addr & L.BitNot(preset.page_size - 1, 64)
-    return step(found.guards, found.new, out=(found.out, addr))
+    return step(found.guards, L.effect(found.guards, lambda: found.new, s), out=(found.out, addr))
 
 
 def following_free(L: Any, preset: Preset, s: PoolState, index: Any, nslots: Any) -> Any:
