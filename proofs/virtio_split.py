@@ -42,8 +42,8 @@ def _u32(L, *xs):
 
 def _driver_fresh(L, d):
     """Every ring ``driver_init`` can build: nothing in use, indices at one u16 start, callbacks on or off."""
-    return L.And(L.all_idx(N, lambda i: L.And(L.Not(d.in_use[i]), d.chain_of[i] == 0, d.wlen[i] == 0,
-                                              d.avail_ring[i] == 0)),
+    return L.And(L.all_idx(N, lambda i: L.And(L.Not(d.in_use[i]), d.chain_of[i] == 0, d.chain_sel[i] == 0,
+                                              d.wlen[i] == 0, d.avail_ring[i] == 0)),
                  d.num_free == N, _u16(L, d.avail_idx), d.last_used == d.avail_idx, d.num_added == 0,
                  d.used_event == 0,
                  L.If(L.And(d.cb_disabled, L.Not(d.event_idx)), d.avail_flags == split.VRING_AVAIL_F_NO_INTERRUPT,
@@ -108,7 +108,8 @@ def _walk_args(L, s, a):
     return L.And(_u32(L, a["length"]), _u16(L, a["next"]))
 
 
-ADD_ARGS = {"head": "int", "sel": N, "n_out": "int", "n_in": "int", "total": "int", "wlen": "int",
+assert split.SEL_BITS == N, "a selection bitmask has one bit per descriptor of the proofs' queue"
+ADD_ARGS = {"head": "int", "sel": split.SEL_BITS, "n_out": "int", "n_in": "int", "total": "int", "wlen": "int",
             "indirect_used": "bool"}
 
 DRIVER_OPS = (

@@ -27,6 +27,7 @@ from typing import Any, Callable
 from t1virtio import errors
 from t1virtio.hyp.memview import MemoryView, read_le, write_le
 from t1virtio.logic import CONCRETE
+from t1virtio.preset import SMALL
 from t1virtio.state import bits
 from t1virtio.step import Step, apply, first_failed, step
 from t1virtio.virtio import chain
@@ -54,6 +55,11 @@ HEAD_RANGE = "VIRTIO/model/avail#head-range"
 INUSE = "VIRTIO/model/device#inuse"
 HELD = "VIRTIO/model/device#held"
 DEV_LEN = "VIRTIO/model/device#used-len"
+
+# A selection of descriptors (``add_buf``'s ``sel``, a chain's record) is a set of table indices: concretely a
+# frozenset (an int bitmask is accepted too, as in older counterexample files), in proofs a bitmask of one bit
+# per descriptor of the proofs' queue size.
+SEL_BITS = SMALL.queue_size
 
 
 # ---------------------------------------------------------------- layout (§2.7, §2.7.1)
@@ -117,6 +123,7 @@ class DriverRing:
     indirect: bool                  # VIRTIO_F_INDIRECT_DESC negotiated
     in_use: tuple[bool, ...]        # per descriptor: not on the free list (made available)
     chain_of: tuple[int, ...]       # per descriptor in use: the head of its chain
+    chain_sel: tuple = bits(SEL_BITS)  # per head in flight: the selection of its chain's descriptors
     wlen: tuple[int, ...]           # per head in flight: device-writable bytes offered
     num_free: int
     avail_idx: int                  # available idx (written to the ring after each add)
@@ -153,21 +160,26 @@ class DeviceRing:
         return len(self.held)
 
 
-def driver_init(size: int, event_idx: Any, indirect: Any, callback: bool = True, start: int = 0) -> DriverRing:
-    """A fresh ring (``vring_new_virtqueue``): all descriptors free, indices at ``start`` (0 on a real device)."""
-    z = (0,) * size
+def driver_init(size: int, event_idx: Any, indirect: Any, callback: bool = True, start: int = 0,
+                L: Any = CONCRETE) -> DriverRing:
+    """A fresh ring (``vring_new_virtqueue``): all descriptors free, indices at ``start`` (0 on a real device).
+
+    Tables are ``L.tabulate``d: concretely each is its own ``Table``, written in place by the steps.
+    """
     no_irq = not callback
-    return DriverRing(event_idx=event_idx, indirect=indirect, in_use=(False,) * size, chain_of=z,
-                      wlen=z, num_free=size, avail_idx=start, num_added=0, last_used=start, avail_ring=z,
+    return DriverRing(event_idx=event_idx, indirect=indirect, in_use=L.tabulate(size, lambda k: False),
+                      chain_of=L.tabulate(size, lambda k: 0), chain_sel=L.tabulate(size, lambda k: 0),
+                      wlen=L.tabulate(size, lambda k: 0), num_free=size, avail_idx=start, num_added=0,
+                      last_used=start, avail_ring=L.tabulate(size, lambda k: 0),
                       avail_flags=CONCRETE.If(no_irq and not event_idx, VRING_AVAIL_F_NO_INTERRUPT, 0),
                       cb_disabled=no_irq, used_event=0)
 
 
-def device_init(size: int, event_idx: Any, start: int = 0) -> DeviceRing:
-    """A device ring after reset: nothing held, indices at ``start``."""
-    z = (0,) * size
+def device_init(size: int, event_idx: Any, start: int = 0, L: Any = CONCRETE) -> DeviceRing:
+    """A device ring after reset: nothing held, indices at ``start`` (tables ``L.tabulate``d, as for the driver)."""
     return DeviceRing(event_idx=event_idx, last_avail=start, avail_seen=start, used_idx=start,
-                      signalled=start, held=(False,) * size, wlen=z, used_id=z, used_len=z, used_flags=0,
+                      signalled=start, held=L.tabulate(size, lambda k: False), wlen=L.tabulate(size, lambda k: 0),
+                      used_id=L.tabulate(size, lambda k: 0), used_len=L.tabulate(size, lambda k: 0), used_flags=0,
                       avail_event=0)
 
 
@@ -177,13 +189,24 @@ def u16(L: Any, x: Any) -> Any:
 
 
 def is_picked(L: Any, sel: Any, i: int) -> Any:
-    """Return whether descriptor ``i`` is in the selection bitmask ``sel``."""
-    return ((sel >> i) & 1) == 1
+    """Return whether descriptor ``i`` (a table index) is in the selection ``sel``."""
+    return L.sel_has(sel, i)
+
+
+def sel_has_at(L: Any, sel: Any, i: Any, n: int) -> Any:
+    """Return whether the selection ``sel`` holds ``i``, for an index ``0 <= i < n`` that may be symbolic.
+
+    (``L.sel_has`` wants a table index; over z3 this is the case split on ``i``, concretely one lookup.)
+    """
+    return L.cases(n, i, lambda c: L.sel_has(sel, c))
 
 
 def is_head_in_flight(L: Any, d: DriverRing, h: Any) -> Any:
-    """Return whether ``h`` is the head of a chain the driver made available and has not taken back."""
-    return L.any_idx(d.size, lambda i: L.And(h == i, d.in_use[i], d.chain_of[i] == i))
+    """Return whether ``h`` is the head of a chain the driver made available and has not taken back.
+
+    Two reads (range-checked), not a scan: the whole-table form ``any_idx`` is what the proofs relate it to.
+    """
+    return L.And(L.ULE(0, h), L.ULT(h, d.size), L.at(d.in_use, h), L.at(d.chain_of, h) == h)
 
 
 def count_in_flight(L: Any, d: DriverRing) -> Any:
@@ -192,36 +215,46 @@ def count_in_flight(L: Any, d: DriverRing) -> Any:
 
 
 def free_chain(L: Any, d: DriverRing, head: Any) -> DriverRing:
-    """Return ``d`` with every descriptor of ``head``'s chain back on the free list."""
-    mine = [L.And(d.in_use[i], d.chain_of[i] == head) for i in range(d.size)]
-    return replace(d, in_use=tuple(L.If(m, False, u) for m, u in zip(mine, d.in_use)),
-                   num_free=d.num_free + sum(L.If(m, 1, 0) for m in mine))
+    """Return ``d`` with every descriptor of ``head``'s chain back on the free list.
+
+    The chain is read from ``head``'s record (``chain_sel``), so concretely only its descriptors are
+    touched; ``inv_driver_chain_record`` says the record holds exactly the descriptors in use whose
+    ``chain_of`` is ``head`` (the whole-table form).
+    """
+    mine = L.at(d.chain_sel, head)
+    return replace(d, in_use=L.sel_map(d.in_use, mine, lambda k, u: False),
+                   num_free=d.num_free + L.sel_count(mine, d.size))
 
 
 def add_buf(L: Any, d: DriverRing, head: Any, sel: Any, n_out: Any, n_in: Any, total: Any, wlen: Any,
             indirect_used: Any) -> Step:
     """Expose a buffer of ``n_out`` readable and ``n_in`` writable elements (§2.7.13 steps 1-5).
 
-    ``sel`` is the bitmask of descriptors the allocator chose (the head alone for an indirect
-    table); the buffer has ``total`` bytes of which ``wlen`` are device-writable. The head goes into the next available slot and ``idx``
-    advances (Linux publishes ``idx`` on every add).
+    ``sel`` is the selection of descriptors the allocator chose (the head alone for an indirect
+    table): concretely a set of indices (or an int bitmask), in proofs a bitmask; indices outside the
+    table are ignored. The buffer has ``total`` bytes of which ``wlen`` are device-writable. The head
+    goes into the next available slot and ``idx`` advances (Linux publishes ``idx`` on every add).
+    Concretely the step touches the selected descriptors only, and a refused step nothing.
     """
     n = n_out + n_in
     used = L.If(indirect_used, 1, n)
-    picked = [is_picked(L, sel, i) for i in range(d.size)]
-    guards = [(L.And(L.ULE(1, n), L.ULE(n, d.size), L.ULE(0, n_out), L.ULE(0, n_in),
+    size = d.size
+    guards = [(L.And(L.ULE(1, n), L.ULE(n, size), L.ULE(0, n_out), L.ULE(0, n_in),
                      L.ULE(0, wlen), L.ULE(wlen, total), L.ULE(total, chain.U32_MAX)), SG_COUNT),
               (L.ULE(used, d.num_free), NO_SPACE),
-              (L.And(L.any_idx(d.size, lambda i: L.And(head == i, picked[i])),
-                     L.all_idx(d.size, lambda i: L.Implies(picked[i], L.Not(d.in_use[i]))),
-                     sum(L.If(p, 1, 0) for p in picked) == used,
+              (L.And(L.ULE(0, head), L.ULT(head, size), sel_has_at(L, sel, head, size),
+                     L.sel_all(sel, size, lambda i: L.Not(L.at(d.in_use, i))),
+                     L.sel_count(sel, size) == used,
                      L.Implies(indirect_used, L.And(d.indirect, L.ULT(1, n)))), ALLOC)]
-    new = replace(d, in_use=tuple(L.Or(p, u) for p, u in zip(picked, d.in_use)),
-                  chain_of=tuple(L.If(p, head, c) for p, c in zip(picked, d.chain_of)),
-                  wlen=L.update(d.wlen, head, wlen), num_free=d.num_free - used,
-                  avail_ring=L.update(d.avail_ring, L.mod(d.avail_idx, d.size), head),
-                  avail_idx=u16(L, d.avail_idx + 1), num_added=u16(L, d.num_added + 1))
-    return step(guards, new, out=head)
+
+    def made() -> DriverRing:
+        return replace(d, in_use=L.sel_map(d.in_use, sel, lambda k, u: True),
+                       chain_of=L.sel_map(d.chain_of, sel, lambda k, c: head),
+                       chain_sel=L.update(d.chain_sel, head, sel),
+                       wlen=L.update(d.wlen, head, wlen), num_free=d.num_free - used,
+                       avail_ring=L.update(d.avail_ring, L.mod(d.avail_idx, size), head),
+                       avail_idx=u16(L, d.avail_idx + 1), num_added=u16(L, d.num_added + 1))
+    return step(guards, L.effect(guards, made, d), out=head)
 
 
 def kick_prepare(L: Any, d: DriverRing, avail_event: Any, used_flags: Any) -> Step:
@@ -248,8 +281,8 @@ def get_used(L: Any, d: DriverRing, used_idx: Any, id: Any, length: Any) -> Step
               (L.And(L.ULE(0, id), L.ULT(id, d.size), is_head_in_flight(L, d, id)), USED_ID),
               (L.And(L.ULE(0, length), L.ULE(length, L.at(d.wlen, id))), USED_LEN)]
     last_used = u16(L, d.last_used + 1)
-    new = replace(free_chain(L, d, id), last_used=last_used,
-                  used_event=L.If(d.cb_disabled, d.used_event, last_used))
+    new = L.effect(guards, lambda: replace(free_chain(L, d, id), last_used=last_used,
+                                           used_event=L.If(d.cb_disabled, d.used_event, last_used)), d)
     return step(guards, new, out=(id, length))
 
 
@@ -271,14 +304,15 @@ def enable_cb(L: Any, d: DriverRing, used_idx: Any) -> Step:
 def detach_unused(L: Any, d: DriverRing, head: Any) -> Step:
     """Take back a buffer the (reset) device never used (``virtqueue_detach_unused_buf``: idx goes back one)."""
     guards = [(L.And(L.ULE(0, head), L.ULT(head, d.size), is_head_in_flight(L, d, head)), DETACH)]
-    return step(guards, replace(free_chain(L, d, head), avail_idx=u16(L, d.avail_idx - 1)), out=head)
+    new = L.effect(guards, lambda: replace(free_chain(L, d, head), avail_idx=u16(L, d.avail_idx - 1)), d)
+    return step(guards, new, out=head)
 
 
 def driver_reinit(L: Any, d: DriverRing) -> Step:
     """Restart an idle ring from index 0 (``virtqueue_reinit_split``); every buffer must be back."""
     guards = [(d.num_free == d.size, DETACH)]
-    return step(guards, replace(d, avail_idx=0, num_added=0, last_used=0, avail_flags=0, cb_disabled=False,
-                                used_event=0))
+    return step(guards, L.effect(guards, lambda: replace(d, avail_idx=0, num_added=0, last_used=0, avail_flags=0,
+                                                         cb_disabled=False, used_event=0), d))
 
 
 def pop_avail(L: Any, v: DeviceRing, avail_idx: Any, head: Any, wlen: Any) -> Step:
@@ -293,8 +327,8 @@ def pop_avail(L: Any, v: DeviceRing, avail_idx: Any, head: Any, wlen: Any) -> St
               (L.Not(window == 0), AVAIL_EMPTY),
               (L.And(L.ULE(0, head), L.ULT(head, v.size)), HEAD_RANGE),
               (L.Not(L.at(v.held, head)), INUSE)]
-    new = replace(v, avail_seen=avail_idx, last_avail=u16(L, v.last_avail + 1),
-                  held=L.update(v.held, head, True), wlen=L.update(v.wlen, head, wlen))
+    new = L.effect(guards, lambda: replace(v, avail_seen=avail_idx, last_avail=u16(L, v.last_avail + 1),
+                                           held=L.update(v.held, head, True), wlen=L.update(v.wlen, head, wlen)), v)
     return step(guards, new, out=head)
 
 
@@ -303,8 +337,9 @@ def add_used(L: Any, v: DeviceRing, id: Any, length: Any) -> Step:
     guards = [(L.And(L.ULE(0, id), L.ULT(id, v.size), L.at(v.held, id)), HELD),
               (L.And(L.ULE(0, length), L.ULE(length, L.at(v.wlen, id))), DEV_LEN)]
     slot = L.mod(v.used_idx, v.size)
-    new = replace(v, used_id=L.update(v.used_id, slot, id), used_len=L.update(v.used_len, slot, length),
-                  used_idx=u16(L, v.used_idx + 1), held=L.update(v.held, id, False))
+    new = L.effect(guards, lambda: replace(v, used_id=L.update(v.used_id, slot, id),
+                                           used_len=L.update(v.used_len, slot, length),
+                                           used_idx=u16(L, v.used_idx + 1), held=L.update(v.held, id, False)), v)
     return step(guards, new)
 
 
@@ -328,8 +363,8 @@ def disable_notify(L: Any, v: DeviceRing) -> Step:
 
 
 def device_reset(L: Any, v: DeviceRing) -> Step:
-    """Forget every buffer (device reset, §2.4): nothing held, indices at 0."""
-    return step([], device_init(v.size, v.event_idx))
+    """Forget every buffer (device reset, §2.4): nothing held, indices at 0 (a reset path: ``O(size)``)."""
+    return step([], device_init(v.size, v.event_idx, L=L))
 
 
 # ---------------------------------------------------------------- concrete sides
@@ -405,7 +440,7 @@ class SplitDriver(_Side):
         for _ in range(min(used, s.num_free, s.size)):
             picks.append(i)
             i = self.next_link[i]
-        args = dict(head=self.free_head, sel=sum(1 << p for p in set(picks)), n_out=len(out), n_in=len(inn),
+        args = dict(head=self.free_head, sel=frozenset(picks), n_out=len(out), n_in=len(inn),
                     total=sum(n for _, n, _ in segs), wlen=sum(n for _, n in inn), indirect_used=indirect)
         sp = add_buf(CONCRETE, s, **args)
         if first_failed(sp) == NO_SPACE and out:
@@ -501,15 +536,17 @@ class SplitDriver(_Side):
         return self._run(enable_cb(CONCRETE, s, **args), args)
 
     def detach_unused(self) -> Any:
-        """After a device reset, take back one buffer never used (lowest head first); its token or None."""
-        s = self.state
-        for h in range(s.size):
-            if h in self.tokens:
-                args = dict(head=h)
-                self._run(detach_unused(CONCRETE, s, h), args)
-                write_le(self.mem, self.layout.avail + 2, 2, self.state.avail_idx)
-                return self._release(h)
-        return None
+        """After a device reset, take back one buffer never used (lowest head first); its token or None.
+
+        Costs the number of buffers in flight (finding the lowest head), a reset path.
+        """
+        if not self.tokens:
+            return None
+        h = min(self.tokens)
+        args = dict(head=h)
+        self._run(detach_unused(CONCRETE, self.state, h), args)
+        write_le(self.mem, self.layout.avail + 2, 2, self.state.avail_idx)
+        return self._release(h)
 
     def reinit(self) -> None:
         """Restart the idle ring from index 0 (after every buffer was detached or used)."""

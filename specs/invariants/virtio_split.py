@@ -65,6 +65,18 @@ def inv_driver_chains(L, d):
         L.ULE(0, d.wlen[i]), L.ULE(d.wlen[i], U32_MAX)))
 
 
+@_both("VIRTIO/model/ownership#chain")
+def inv_driver_chain_record(L, d):
+    """Each head in flight records its chain (``chain_sel``): exactly the descriptors in use whose ``chain_of`` is it.
+
+    So freeing a chain from its record (``free_chain``, which touches only the chain concretely) frees what
+    the whole-table form ``in_use[i] and chain_of[i] == head`` names.
+    """
+    return L.all_idx(d.size, lambda h: L.Implies(
+        L.And(d.in_use[h], d.chain_of[h] == h),
+        L.all_idx(d.size, lambda i: L.sel_has(d.chain_sel[h], i) == L.And(d.in_use[i], d.chain_of[i] == h))))
+
+
 @_both("VIRTIO/model/ownership#in-flight")
 def inv_driver_in_flight(L, d):
     """``avail_idx - last_used`` (mod 2^16) is the number of heads in flight; each holds a descriptor."""
