@@ -722,8 +722,10 @@ def render(doc: dict, console: Any) -> None:
     from rich.table import Table
     m = doc["machine"]
     lp = m["linux_peer"]
-    console.print(f"t1virtio bench: model {m['model_revision']}, Python {m['python']}, {m['cpu']} x{m['cpus']}, {m['date']}")
-    console.print(f"Linux: {lp['kernel']} ({lp['variant']})" if lp["available"] else f"Linux: {lp['reason']}", highlight=False)
+    console.print(f"t1virtio bench: model {m['model_revision']}, Python {m['python']}, {m['cpu']} x{m['cpus']}, {m['date']}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"Linux: {lp['kernel']} ({lp['variant']})" if lp["available"] else f"Linux: {lp['reason']}",
+                  highlight=False, soft_wrap=True)
     titles = {"swiotlb": "swiotlb_tbl_map_single + unmap pairs/s, 4 KiB mappings, one area, 64 live (oldest unmapped first)",
               "split": "split ring round trips/s (add, kick, pop, used, notify, get), EVENT_IDX, 1+1 x 64 B, depth 1",
               "packed": "packed ring round trips/s (add, kick, pop, used, notify, get), EVENT_IDX, 1+1 x 64 B, depth 1"}
@@ -731,7 +733,7 @@ def render(doc: dict, console: Any) -> None:
         rows = [r for r in doc["rows"] if r["component"] == comp]
         if not rows:
             continue
-        console.print(titles[comp], highlight=False)
+        console.print(titles[comp], highlight=False, soft_wrap=True)
         t = Table()
         cols = (["slots", "occupancy", "variant"] if comp == "swiotlb" else ["queue size"]) + \
             ["ops/run", "model", "Linux C", "Linux ctypes", "C/model"]
@@ -766,7 +768,7 @@ def render(doc: dict, console: Any) -> None:
             if alt:
                 console.print(f"  the other C loop on the same ops: {'; '.join(alt)}", highlight=False, soft_wrap=True)
     console.print("growth (smallest-size rate / largest-size rate; issue 8 targets: within 2x, and at least "
-                  "10,000 pairs/s or 5,000 round trips/s at every size):", soft_wrap=True)
+                  "10,000 pairs/s or 5,000 round trips/s at every size):", highlight=False, soft_wrap=True)
     for g in doc["growth"]:
         comp = g["component"]
         name = comp + (f" {g['variant']} {g['occupancy']} %" if comp == "swiotlb" else "")
