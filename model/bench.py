@@ -122,8 +122,8 @@ class SwiotlbPlan:
     """One swiotlb cell's sequence, identical on every side.
 
     Setup: fill the pool with ``nslabs / 2`` 4 KiB (2-slot) mappings and unmap a seeded random subset,
-    leaving ``occupancy * nslabs / 2 - 64`` long-lived mappings scattered over the pool (none at 0 %);
-    then map 64 live ones. Timed: pair ``i`` unmaps live mapping ``i % 64`` and maps buffer ``i % 64``
+    leaving ``round(occupancy / 100 * nslabs / 2) - 64`` long-lived mappings scattered over the pool (no
+    prefill at 0 %); then map 64 live ones, so that ``occupancy`` % of the slots are held. Timed: pair ``i`` unmaps live mapping ``i % 64`` and maps buffer ``i % 64``
     in its place. Original buffers: 64 of 4 KiB right after the pool (+4 KiB), as ``swpeer_bench``.
     """
 
