@@ -3,13 +3,19 @@
 All four use the SMALL table (queue_size = 4 entries): every queue size 1..4 is covered (``num``
 is symbolic up to the table length), both feature settings (``event`` symbolic), and every value a
 peer can write (flags bits, ids, lengths as unconstrained integers of their field's range).
+
+Forms (custom obligations, at the SMALL table and at ``FORM_TABLES``): the transitions compute
+what touches only an operation's slots (``in_window`` arithmetically, ``lap_reads``/``lap_fill`` over
+the two ranges of ``span``); each is proved equal to the whole-table form it replaced (a search
+over every slot, ``slot_in``/``wrap_of`` masks over every slot), for every queue size of the table.
 """
 from __future__ import annotations
 
 from t1virtio import state as st
-from t1virtio.logic import CONCRETE
+from t1virtio.logic import CONCRETE, z3_logic
 from t1virtio.preset import SMALL
-from t1virtio.proofs.engine import Op, Subject
+from t1virtio.proofs.engine import Custom, Op, Subject
+from t1virtio.specs import invariants, rules
 from t1virtio.step import apply
 from t1virtio.virtio import packed
 
@@ -17,6 +23,7 @@ M = "t1virtio.virtio.packed"
 Q = SMALL.queue_size
 U16, U32 = (1 << 16) - 1, packed.U32_MAX
 PRESET = f"SMALL (queue_size table {Q}: every queue size 1..{Q}, with and without EVENT_IDX)"
+FORM_TABLES = (Q, 32)
 
 
 def _same(L, sym, conc):
@@ -63,6 +70,100 @@ def _walk_init(L, w):
                  L.Not(w.indirect))
 
 
+# ---- forms: what a transition computes over the slots it touches = the whole-table form -----------
+
+def _form(name: str, clause: str, table: int, variables: dict, holds) -> Custom:
+    """``holds(L, table, **vars) -> (pre, lhs, rhs)``: under ``pre``, ``lhs == rhs`` (tuples elementwise).
+
+    ``variables`` maps a name to ``"int"``, ``"bool"`` or ``("bools" | "ints", n)`` (a tuple of n).
+    Replay re-evaluates both sides concretely on the decoded values.
+    """
+    def fresh():
+        import z3
+        out = {}
+        for v, kind in variables.items():
+            if kind == "int":
+                out[v] = z3.Int(v)
+            elif kind == "bool":
+                out[v] = z3.Bool(v)
+            else:
+                mk = z3.Bool if kind[0] == "bools" else z3.Int
+                out[v] = tuple(mk(f"{v}[{k}]") for k in range(kind[1]))
+        return out
+
+    def same(L, lhs, rhs):
+        if isinstance(lhs, tuple):
+            return L.And(*[x == y for x, y in zip(lhs, rhs, strict=True)])
+        return lhs == rhs
+
+    def negated():
+        import z3
+        L = z3_logic()
+        xs = fresh()
+        pre, lhs, rhs = holds(L, table, **xs)
+
+        def value(m, x):
+            if isinstance(x, tuple):
+                return [value(m, y) for y in x]
+            e = m.eval(x, model_completion=True)
+            return z3.is_true(e) if z3.is_bool(e) else e.as_long()
+
+        def decode(m):
+            return {"table": table, "values": {v: value(m, x) for v, x in xs.items()}}
+        return L.And(pre, L.Not(same(L, lhs, rhs))), decode
+
+    def replay(cex: dict) -> str | None:
+        vals = {v: tuple(x) if isinstance(x, list) else x for v, x in cex["values"].items()}
+        pre, lhs, rhs = holds(CONCRETE, cex["table"], **vals)
+        return clause if pre and tuple(lhs if isinstance(lhs, tuple) else [lhs]) != \
+            tuple(rhs if isinstance(rhs, tuple) else [rhs]) else None
+    return Custom(f"{name}[table {table}]", clause, negated, replay)
+
+
+def _ring_pos(L, table, num, start):
+    return L.And(L.ULE(1, num), L.ULE(num, table), L.ULE(0, start), L.ULT(start, num))
+
+
+def _window_form(table: int) -> Custom:
+    """``in_window`` (arithmetic) = ``window_by_search`` (a search over every slot), for every queue
+    size up to the table, every position, count and event offset."""
+    def holds(L, t, num, slot, wrap, count, off, ewrap):
+        return (L.And(_ring_pos(L, t, num, slot), L.ULE(0, count)),
+                packed.in_window(L, num, slot, wrap, count, off, ewrap),
+                packed.window_by_search(L, num, slot, wrap, count, off, ewrap, t))
+    clause = rules.of("virtio_packed_device", "need_notify")[0].clause
+    return _form("need_notify:in_window≡window_by_search", clause, table,
+                 {"num": "int", "slot": "int", "wrap": "bool", "count": "int", "off": "int", "ewrap": "bool"}, holds)
+
+
+def _reads_form(table: int) -> Custom:
+    """``lap_reads`` (two ranges from ``span``) = the ``slot_in``/``wrap_of`` check over every slot:
+    ring_pop's "every descriptor of the list reads available", for any list length."""
+    def holds(L, t, num, start, wrap, n, avail, used):
+        whole = L.all_idx(t, lambda k: L.Implies(packed.slot_in(L, num, k, start, n),
+                                                  packed.is_avail(L, avail[k], used[k], packed.wrap_of(L, k, start, wrap))))
+        return (_ring_pos(L, t, num, start),
+                packed.lap_reads(L, packed.SlotBits(avail, used), num, start, wrap, n,
+                                 lambda av, us, lw: packed.is_avail(L, av, us, lw)), whole)
+    return _form("pop:lap_reads≡slot_in", packed.EXPOSE_FIRST_LAST, table,
+                 {"num": "int", "start": "int", "wrap": "bool", "n": "int", "avail": ("bools", table),
+                  "used": ("bools", table)}, holds)
+
+
+def _fill_form(table: int) -> Custom:
+    """``lap_fill`` (two range updates from ``span``) = the per-slot ``slot_in``/``wrap_of`` update of
+    every slot: ring_add's flag and id writes, for any list length and per-lap values."""
+    def holds(L, t, num, start, wrap, n, on, off, old):
+        value = lambda lw: L.If(lw, on, off)  # noqa: E731
+        whole = tuple(L.If(packed.slot_in(L, num, k, start, n), value(packed.wrap_of(L, k, start, wrap)), old[k])
+                      for k in range(t))
+        return _ring_pos(L, t, num, start), tuple(packed.lap_fill(L, old, num, start, n, value, wrap)), whole
+    clause = [i for i in invariants.of("virtio_packed") if i.name == "inv_ring_flags"][0].clause
+    return _form("add:lap_fill≡slot_in", clause, table,
+                 {"num": "int", "start": "int", "wrap": "bool", "n": "int", "on": "int", "off": "int",
+                  "old": ("ints", table)}, holds)
+
+
 SUBJECTS = [
     Subject(component="virtio_packed_driver", template=_template("packed_driver_create"), preset=PRESET,
             init=_created("packed_driver_create"),
@@ -81,7 +182,8 @@ SUBJECTS = [
                  Op("push_used", M, "packed_push_used", {"id": "int", "length": "int"}),
                  Op("need_notify", M, "packed_need_notify", {"flags": "int", "off": "int", "ewrap": "bool"},
                     assume=_event_args),
-                 Op("set_event", M, "packed_set_event", {"mode": "int"}))),
+                 Op("set_event", M, "packed_set_event", {"mode": "int"})),
+            customs=tuple(_window_form(t) for t in FORM_TABLES)),
     Subject(component="virtio_packed_walk", template=_walk_template, preset="symbolic (any queue size and limit)",
             init=_walk_init,
             ops=(Op("ring_desc", M, "packed_walk_ring_desc",
@@ -95,5 +197,6 @@ SUBJECTS = [
             ops=(Op("add", M, "ring_add", {"n": "int", "wlen": "int", "id": "int"}, assume=_u32("wlen")),
                  Op("pop", M, "ring_pop", {"n": "int", "id": "int"}),
                  Op("push_used", M, "ring_push_used", {"id": "int", "length": "int"}),
-                 Op("get_used", M, "ring_get_used", {"length": "int"}, assume=_u32("length")))),
+                 Op("get_used", M, "ring_get_used", {"length": "int"}, assume=_u32("length"))),
+            customs=tuple(f(t) for t in FORM_TABLES for f in (_reads_form, _fill_form))),
 ]

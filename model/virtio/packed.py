@@ -19,6 +19,13 @@ The symbolic core (proved in ``proofs/virtio_packed.py``) is four kinds of guard
 - ``PackedRing``: an honest driver and device over one ring, with the AVAIL/USED bits and ids of
   each slot as ghost state, to prove §2.8.1's flag/position consistency.
 
+Cost (DESIGN.md §6): every transition costs what it touches, not the queue size. Per-id tables
+are ``L.tabulate`` tables (``Table`` concretely: a write is O(1)); effects are built by ``L.effect``
+only once the guards hold; the event window is arithmetic (``in_window``); the ring's flag writes
+and its "every descriptor reads available" check cover only the list's slots, as at most two plain
+ranges (``span``, ``lap_fill``, ``lap_reads``). The proofs relate each of these to the whole-table
+form it replaced (``window_by_search``, ``slot_in``/``wrap_of`` over every slot).
+
 ``PackedDriver`` and ``PackedDevice`` are the concrete objects: they share only memory and a
 notify callback each, read peer-written values from memory, hand them to the core (whose guards
 reject what a hostile peer wrote, naming the clause), and write their own bytes. Buffer ids follow
@@ -28,7 +35,7 @@ Linux's free list (``desc_extra[].next``); indirect tables live in an arena at
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 from t1virtio import errors
 from t1virtio.hyp.memview import MemoryView, read_le, write_le
@@ -137,15 +144,39 @@ def is_used(L: Any, avail: Any, used: Any, wrap: Any) -> Any:
     return L.And(avail == used, used == wrap)
 
 
-def in_window(L: Any, num: Any, slot: Any, wrap: Any, count: Any, off: Any, ewrap: Any, table: int) -> Any:
+def in_window(L: Any, num: Any, slot: Any, wrap: Any, count: Any, off: Any, ewrap: Any) -> Any:
     """Return whether position ``(off, ewrap)`` is one of the ``count`` positions before ``(slot, wrap)``.
 
-    ``table`` (the state's table length, >= num) bounds the unrolling; only ``k < min(count, num)`` count.
+    Computed arithmetically (``1 <= distance(event, position) <= min(count, num)`` for an offset in
+    the ring), so it costs the same at every queue size; ``proofs/virtio_packed.py`` proves it equal
+    to the whole-ring search it replaces (``window_by_search``) for every queue size of its table.
+    """
+    dist = distance(L, num, off, ewrap, slot, wrap)
+    return L.And(L.ULE(0, off), L.ULT(off, num), L.ULE(1, dist), L.ULE(dist, count), L.ULE(dist, num))
+
+
+def window_by_search(L: Any, num: Any, slot: Any, wrap: Any, count: Any, off: Any, ewrap: Any, table: int) -> Any:
+    """The whole-ring form of ``in_window``: some ``k < min(count, num)`` has ``back(k + 1) == (off, ewrap)``.
+
+    ``table`` (>= num) bounds the unrolling. Not used by any transition (it costs the table size);
+    kept as the reference the arithmetic form is proved against.
     """
     def hit(k: int) -> Any:
         s, w = back(L, num, slot, wrap, k + 1)
         return L.And(L.ULT(k, count), L.ULT(k, num), s == off, w == ewrap)
     return L.any_idx(table, hit)
+
+
+def span(L: Any, num: Any, start: Any, n: Any) -> tuple[Any, Any]:
+    """Split the ``n`` slots from ``start`` (circularly, ``0 <= start < num``) into two plain ranges:
+    ``[start, start + n1)`` before the ring end and ``[0, n2)`` after it (``n`` is clamped to ``num``).
+
+    A range update or check over them touches only the ``n`` slots (``L.fill``, ``L.all_in``); the
+    proofs relate it to ``slot_in`` over the whole table (``proofs/virtio_packed.py``).
+    """
+    m = L.If(L.ULE(n, num), n, num)
+    fits = L.ULE(start + m, num)
+    return L.If(fits, m, num - start), L.If(fits, 0, start + m - num)
 
 
 def suppress(L: Any, flags: Any, event: Any, window: Any) -> Any:
@@ -173,16 +204,16 @@ class PackedDriverState:
     num_added: int              # descriptors made available since the last kick_prepare
     event_flags: int            # driver event suppression mode (Linux event_flags_shadow)
     detached: bool              # detach_unused ran: the queue is being torn down
-    ndesc: tuple[int, ...]      # descriptors each outstanding buffer holds in the ring (0 = free)
-    wlen: tuple[int, ...]       # device-writable bytes of each outstanding buffer
+    ndesc: Sequence[int]        # descriptors each outstanding buffer holds in the ring (0 = free)
+    wlen: Sequence[int]         # device-writable bytes of each outstanding buffer
 
 
 def packed_driver_create(L: Any, num: Any, event: Any, table: int) -> Step:
     """A fresh queue (vring_create_virtqueue_packed): both counters 1, every id free, events ENABLE."""
     guards = [(L.And(L.ULE(1, num), L.ULE(num, min(MAX_QUEUE_SIZE, table))), QUEUE_SIZE)]
-    new = PackedDriverState(num=num, event=event, next_avail=0, avail_wrap=True, last_used=0, used_wrap=True,
-                            num_free=num, num_added=0, event_flags=RING_EVENT_FLAGS_ENABLE, detached=False,
-                            ndesc=(0,) * table, wlen=(0,) * table)
+    new = L.effect(guards, lambda: PackedDriverState(
+        num=num, event=event, next_avail=0, avail_wrap=True, last_used=0, used_wrap=True, num_free=num, num_added=0,
+        event_flags=RING_EVENT_FLAGS_ENABLE, detached=False, ndesc=_zeros(L, table), wlen=_zeros(L, table)), None)
     return step(guards, new)
 
 
@@ -196,8 +227,9 @@ def packed_add(L: Any, d: PackedDriverState, n: Any, wlen: Any, id: Any) -> Step
               (L.ULE(1, n), EMPTY_BUFFER),
               (L.ULE(n, d.num_free), RING_SPACE),
               (L.And(L.ULE(0, id), L.ULT(id, d.num), L.at(d.ndesc, id) == 0), ID_IN_USE)]
-    new = replace(d, next_avail=slot, avail_wrap=wrap, num_free=d.num_free - n, num_added=d.num_added + n,
-                  ndesc=L.update(d.ndesc, id, n), wlen=L.update(d.wlen, id, wlen))
+    new = L.effect(guards, lambda: replace(
+        d, next_avail=slot, avail_wrap=wrap, num_free=d.num_free - n, num_added=d.num_added + n,
+        ndesc=L.update(d.ndesc, id, n), wlen=L.update(d.wlen, id, wlen)), d)
     return step(guards, new, out=(d.next_avail, d.avail_wrap))
 
 
@@ -216,8 +248,8 @@ def packed_get_used(L: Any, d: PackedDriverState, avail: Any, used: Any, id: Any
               (L.And(L.ULE(0, id), L.ULT(id, d.num)), USED_ID_RANGE),
               (L.ULT(0, n), USED_ID_NOT_OUTSTANDING),
               (L.And(L.ULE(0, length), L.ULE(length, L.at(d.wlen, id))), USED_LEN)]
-    new = replace(d, last_used=slot, used_wrap=wrap, num_free=d.num_free + n,
-                  ndesc=L.update(d.ndesc, id, 0), wlen=L.update(d.wlen, id, 0))
+    new = L.effect(guards, lambda: replace(d, last_used=slot, used_wrap=wrap, num_free=d.num_free + n,
+                                           ndesc=L.update(d.ndesc, id, 0), wlen=L.update(d.wlen, id, 0)), d)
     return step(guards, new, out=(id, length))
 
 
@@ -270,16 +302,16 @@ class PackedDeviceState:
     in_flight: int              # descriptors of the buffers the device holds
     num_used: int               # descriptors marked used since the last need_notify
     event_flags: int            # device event suppression mode it published
-    ndesc: tuple[int, ...]
-    wlen: tuple[int, ...]
+    ndesc: Sequence[int]
+    wlen: Sequence[int]
 
 
 def packed_device_create(L: Any, num: Any, event: Any, table: int) -> Step:
     """A fresh device view of a zeroed ring: both counters 1, nothing held, events ENABLE."""
     guards = [(L.And(L.ULE(1, num), L.ULE(num, min(MAX_QUEUE_SIZE, table))), QUEUE_SIZE)]
-    new = PackedDeviceState(num=num, event=event, next_avail=0, avail_wrap=True, next_used=0, used_wrap=True,
-                            in_flight=0, num_used=0, event_flags=RING_EVENT_FLAGS_ENABLE,
-                            ndesc=(0,) * table, wlen=(0,) * table)
+    new = L.effect(guards, lambda: PackedDeviceState(
+        num=num, event=event, next_avail=0, avail_wrap=True, next_used=0, used_wrap=True, in_flight=0, num_used=0,
+        event_flags=RING_EVENT_FLAGS_ENABLE, ndesc=_zeros(L, table), wlen=_zeros(L, table)), None)
     return step(guards, new)
 
 
@@ -291,8 +323,8 @@ def packed_pop(L: Any, v: PackedDeviceState, avail: Any, used: Any, n: Any, id: 
               (L.And(L.ULE(0, id), L.ULT(id, v.num)), ID_RANGE),
               (L.at(v.ndesc, id) == 0, ID_IN_FLIGHT),
               (L.And(L.ULE(1, n), L.ULE(v.in_flight + n, v.num)), IN_FLIGHT_BOUND)]
-    new = replace(v, next_avail=slot, avail_wrap=wrap, in_flight=v.in_flight + n,
-                  ndesc=L.update(v.ndesc, id, n), wlen=L.update(v.wlen, id, wlen))
+    new = L.effect(guards, lambda: replace(v, next_avail=slot, avail_wrap=wrap, in_flight=v.in_flight + n,
+                                           ndesc=L.update(v.ndesc, id, n), wlen=L.update(v.wlen, id, wlen)), v)
     return step(guards, new, out=(v.next_avail, v.avail_wrap))
 
 
@@ -304,16 +336,16 @@ def packed_push_used(L: Any, v: PackedDeviceState, id: Any, length: Any) -> Step
     slot, wrap = advance(L, v.num, v.next_used, v.used_wrap, n)
     guards = [(held, NOT_IN_FLIGHT),
               (L.And(L.ULE(0, length), L.ULE(length, L.at(v.wlen, id))), LEN_BEYOND_WRITABLE)]
-    new = replace(v, next_used=slot, used_wrap=wrap, in_flight=v.in_flight - n, num_used=v.num_used + n,
-                  ndesc=L.update(v.ndesc, id, 0), wlen=L.update(v.wlen, id, 0))
+    new = L.effect(guards, lambda: replace(
+        v, next_used=slot, used_wrap=wrap, in_flight=v.in_flight - n, num_used=v.num_used + n,
+        ndesc=L.update(v.ndesc, id, 0), wlen=L.update(v.wlen, id, 0)), v)
     return step(guards, new, out=(v.next_used, v.used_wrap))
 
 
 def packed_need_notify(L: Any, v: PackedDeviceState, flags: Any, off: Any, ewrap: Any) -> Step:
     """Decide whether to send a used buffer notification from the driver area ``{off, ewrap, flags}``:
     under DESC (and RING_EVENT_IDX), iff the named position was passed since the last decision."""
-    window = L.Or(L.ULT(v.num, v.num_used),
-                  in_window(L, v.num, v.next_used, v.used_wrap, v.num_used, off, ewrap, len(v.ndesc)))
+    window = L.Or(L.ULT(v.num, v.num_used), in_window(L, v.num, v.next_used, v.used_wrap, v.num_used, off, ewrap))
     return step([], replace(v, num_used=0), out=suppress(L, flags, v.event, window))
 
 
@@ -321,7 +353,7 @@ def packed_set_event(L: Any, v: PackedDeviceState, mode: Any) -> Step:
     """Publish the device's event suppression mode; out = the off_wrap for DESC (next_avail)."""
     guards = [(L.Or(mode == RING_EVENT_FLAGS_ENABLE, mode == RING_EVENT_FLAGS_DISABLE,
                     L.And(mode == RING_EVENT_FLAGS_DESC, v.event)), EVENT_MODE)]
-    return step(guards, replace(v, event_flags=mode), out=(v.next_avail, v.avail_wrap))
+    return step(guards, L.effect(guards, lambda: replace(v, event_flags=mode), v), out=(v.next_avail, v.avail_wrap))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,9 +394,9 @@ def packed_walk_ring_desc(L: Any, w: ChainWalk, avail_ok: Any, has_next: Any, ha
               (in_region, ADDRESS_OUTSIDE),
               (L.Implies(L.And(direct, w.writing), has_write), WRITE_BEFORE_READ),
               (L.Implies(direct, L.ULE(w.total + length, U32_MAX)), TOTAL_LENGTH)]
-    new = replace(w, ring_descs=w.ring_descs + 1, total=w.total + L.If(direct, length, 0),
-                  wlen=w.wlen + L.If(wr, length, 0), writing=L.Or(w.writing, wr),
-                  indirect=L.Or(w.indirect, has_indirect))
+    new = L.effect(guards, lambda: replace(w, ring_descs=w.ring_descs + 1, total=w.total + L.If(direct, length, 0),
+                                           wlen=w.wlen + L.If(wr, length, 0), writing=L.Or(w.writing, wr),
+                                           indirect=L.Or(w.indirect, has_indirect)), w)
     return step(guards, new)
 
 
@@ -376,8 +408,9 @@ def packed_walk_table_desc(L: Any, w: ChainWalk, has_write: Any, has_indirect: A
               (in_region, ADDRESS_OUTSIDE),
               (L.Implies(w.writing, has_write), WRITE_BEFORE_READ),
               (L.ULE(w.total + length, U32_MAX), TOTAL_LENGTH)]
-    new = replace(w, table_descs=w.table_descs + 1, total=w.total + length,
-                  wlen=w.wlen + L.If(has_write, length, 0), writing=L.Or(w.writing, has_write))
+    new = L.effect(guards, lambda: replace(w, table_descs=w.table_descs + 1, total=w.total + length,
+                                           wlen=w.wlen + L.If(has_write, length, 0),
+                                           writing=L.Or(w.writing, has_write)), w)
     return step(guards, new)
 
 
@@ -391,32 +424,67 @@ class PackedRing:
 
     drv: PackedDriverState
     dev: PackedDeviceState
-    avail_bits: tuple[bool, ...]
-    used_bits: tuple[bool, ...]
-    slot_ids: tuple[int, ...]
-    done: tuple[bool, ...]      # per id: used by the device, not yet taken by the driver
+    avail_bits: Sequence[bool]
+    used_bits: Sequence[bool]
+    slot_ids: Sequence[int]
+    done: Sequence[bool]        # per id: used by the device, not yet taken by the driver
 
 
 def ring_create(L: Any, num: Any, event: Any, table: int) -> Step:
     """A zero-initialised ring (§2.8.13) with a fresh driver and device."""
     d = packed_driver_create(L, num, event, table)
     v = packed_device_create(L, num, event, table)
-    new = PackedRing(drv=d.new, dev=v.new, avail_bits=(False,) * table, used_bits=(False,) * table,
-                     slot_ids=(0,) * table, done=(False,) * table)
-    return step(list(d.guards) + list(v.guards), new)
+    guards = list(d.guards) + list(v.guards)
+    new = L.effect(guards, lambda: PackedRing(
+        drv=d.new, dev=v.new, avail_bits=L.tabulate(table, lambda k: False), used_bits=L.tabulate(table, lambda k: False),
+        slot_ids=_zeros(L, table), done=L.tabulate(table, lambda k: False)), None)
+    return step(guards, new)
+
+
+class SlotBits:
+    """The AVAIL and USED bits of each slot read together, as pairs (a view over both tables, no copy)."""
+
+    __slots__ = ("avail", "used")
+
+    def __init__(self, avail: Any, used: Any):
+        self.avail, self.used = avail, used
+
+    def __len__(self) -> int:
+        return len(self.avail)
+
+    def __getitem__(self, k: int) -> tuple[Any, Any]:
+        return self.avail[k], self.used[k]
+
+    def __iter__(self):
+        return zip(self.avail, self.used)
+
+
+def lap_reads(L: Any, bits: SlotBits, num: Any, start: Any, wrap: Any, n: Any,
+              pred: Callable[[Any, Any, Any], Any]) -> Any:
+    """Return whether ``pred(avail, used, lap wrap)`` holds for each of the ``n`` slots from position
+    ``(start, wrap)``: ``L.all_in`` over the two ranges of ``span`` (the second one in the next lap),
+    so concretely only those slots are read."""
+    n1, n2 = span(L, num, start, n)
+    return L.And(L.all_in(bits, start, n1, lambda x: pred(x[0], x[1], wrap)),
+                 L.all_in(bits, 0, n2, lambda x: pred(x[0], x[1], L.Not(wrap))))
+
+
+def lap_fill(L: Any, seq: Any, num: Any, start: Any, n: Any, value: Callable[[Any], Any], wrap: Any) -> Any:
+    """Return ``seq`` with each of the ``n`` slots from position ``(start, wrap)`` set to ``value(lap
+    wrap)``: two ``L.fill`` range updates (``span``), so concretely only those slots are written."""
+    n1, n2 = span(L, num, start, n)
+    return L.fill(L.fill(seq, start, n1, value(wrap)), 0, n2, value(L.Not(wrap)))
 
 
 def ring_add(L: Any, r: PackedRing, n: Any, wlen: Any, id: Any) -> Step:
     """The driver adds buffer ``id`` in ``n`` descriptors: the model's add, then its flag writes."""
     sp = packed_add(L, r.drv, n, wlen, id)
-    a, w, table = r.drv.next_avail, r.drv.avail_wrap, len(r.avail_bits)
-
-    def bit(k: int, which: int, old: Any) -> Any:
-        return L.If(slot_in(L, r.drv.num, k, a, n), avail_flags(L, wrap_of(L, k, a, w))[which], old)
-    new = replace(r, drv=sp.new,
-                  avail_bits=tuple(bit(k, 0, r.avail_bits[k]) for k in range(table)),
-                  used_bits=tuple(bit(k, 1, r.used_bits[k]) for k in range(table)),
-                  slot_ids=tuple(L.If(slot_in(L, r.drv.num, k, a, n), id, r.slot_ids[k]) for k in range(table)))
+    num, a, w = r.drv.num, r.drv.next_avail, r.drv.avail_wrap
+    new = L.effect(sp.guards, lambda: replace(
+        r, drv=sp.new,
+        avail_bits=lap_fill(L, r.avail_bits, num, a, n, lambda lw: avail_flags(L, lw)[0], w),
+        used_bits=lap_fill(L, r.used_bits, num, a, n, lambda lw: avail_flags(L, lw)[1], w),
+        slot_ids=lap_fill(L, r.slot_ids, num, a, n, lambda lw: id, w)), r)
     return step(sp.guards, new, sp.out)
 
 
@@ -424,16 +492,14 @@ def ring_pop(L: Any, r: PackedRing, n: Any, id: Any) -> Step:
     """The device pops a list of ``n`` descriptors naming ``id``; it accepts only if each one reads
     available (its walk's check). An honest driver published ``id`` with exactly ``n`` descriptors."""
     v = r.dev
-    table = len(r.avail_bits)
     sp = packed_pop(L, v, L.at(r.avail_bits, v.next_avail), L.at(r.used_bits, v.next_avail), n, id,
                     L.at(r.drv.wlen, id))
-    all_avail = L.all_idx(table, lambda k: L.Implies(
-        slot_in(L, v.num, k, v.next_avail, n),
-        is_avail(L, r.avail_bits[k], r.used_bits[k], wrap_of(L, k, v.next_avail, v.avail_wrap))))
+    all_avail = lap_reads(L, SlotBits(r.avail_bits, r.used_bits), v.num, v.next_avail, v.avail_wrap, n,
+                          lambda av, us, lw: is_avail(L, av, us, lw))
     published = L.And(L.ULT(0, L.at(r.drv.ndesc, id)), L.at(r.drv.ndesc, id) == n,
                       L.at(r.dev.ndesc, id) == 0, L.Not(L.at(r.done, id)))
-    return step(list(sp.guards) + [(all_avail, EXPOSE_FIRST_LAST), (published, ID_IN_FLIGHT)], replace(r, dev=sp.new),
-                sp.out)
+    guards = list(sp.guards) + [(all_avail, EXPOSE_FIRST_LAST), (published, ID_IN_FLIGHT)]
+    return step(guards, L.effect(guards, lambda: replace(r, dev=sp.new), r), sp.out)
 
 
 def ring_push_used(L: Any, r: PackedRing, id: Any, length: Any) -> Step:
@@ -441,9 +507,9 @@ def ring_push_used(L: Any, r: PackedRing, id: Any, length: Any) -> Step:
     v = r.dev
     sp = packed_push_used(L, v, id, length)
     a, u = used_flags(L, v.used_wrap)
-    new = replace(r, dev=sp.new, avail_bits=L.update(r.avail_bits, v.next_used, a),
-                  used_bits=L.update(r.used_bits, v.next_used, u),
-                  slot_ids=L.update(r.slot_ids, v.next_used, id), done=L.update(r.done, id, True))
+    new = L.effect(sp.guards, lambda: replace(
+        r, dev=sp.new, avail_bits=L.update(r.avail_bits, v.next_used, a), used_bits=L.update(r.used_bits, v.next_used, u),
+        slot_ids=L.update(r.slot_ids, v.next_used, id), done=L.update(r.done, id, True)), r)
     return step(sp.guards, new, sp.out)
 
 
@@ -452,7 +518,13 @@ def ring_get_used(L: Any, r: PackedRing, length: Any) -> Step:
     d = r.drv
     id = L.at(r.slot_ids, d.last_used)
     sp = packed_get_used(L, d, L.at(r.avail_bits, d.last_used), L.at(r.used_bits, d.last_used), id, length)
-    return step(sp.guards, replace(r, drv=sp.new, done=L.update(r.done, id, False)), sp.out)
+    return step(sp.guards, L.effect(sp.guards, lambda: replace(r, drv=sp.new, done=L.update(r.done, id, False)), r),
+                sp.out)
+
+
+def _zeros(L: Any, table: int) -> Any:
+    """A fresh table of ``table`` zeros (a ``Table`` concretely: written in place, O(1) per entry)."""
+    return L.tabulate(table, lambda k: 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -651,8 +723,11 @@ class PackedDriver:
             write_le(self.mem, self.layout.driver + 2, 2, RING_EVENT_FLAGS_DISABLE)
 
     def detach_unused(self) -> Any:
-        """Take back the lowest outstanding buffer after a device reset; return its token or None."""
-        for id in range(self.num):             # bound: queue size
+        """Take back the lowest outstanding buffer after a device reset; return its token or None.
+
+        A reset path: its scan for the lowest outstanding id is bounded by the queue size (as Linux's
+        ``virtqueue_detach_unused_buf_packed``); every other operation costs only what it touches."""
+        for id in range(self.num):             # bound: queue size (reset path only)
             if self.state.ndesc[id]:
                 self.last_args = {"id": id}
                 sp = packed_detach_unused(CONCRETE, self.state, id)
