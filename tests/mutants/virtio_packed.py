@@ -100,6 +100,27 @@ def _notify_ignores_disable(orig, L, v, flags, off, ewrap):
     return orig(L, v, L.If(flags == 1, 0, flags), off, ewrap)
 
 
+def _window_one_short(orig, L, num, slot, wrap, count, off, ewrap):
+    """The event window taken as distance < count: the last position used is not in it (lost notification)."""
+    dist = L.If(L.ULE(count, 0), 0, count - 1)
+    return orig(L, num, slot, wrap, dist, off, ewrap)
+
+
+def _span_unclamped(orig, L, num, start, n):
+    """A list length over the queue size not clamped: the wrapped range reaches slots >= num."""
+    fits = L.ULE(start + n, num)
+    return L.If(fits, n, num - start), L.If(fits, 0, start + n - num)
+
+
+def _fill_no_flip(orig, L, seq, num, start, n, value, wrap):
+    """Slots after the ring end written with this lap's values (the wrap counter not flipped)."""
+    return orig(L, seq, num, start, n, lambda lw: value(wrap), wrap)
+
+
+def _form(component, name, table=4):
+    return f"proof:{component}:{name}[table {table}]"
+
+
 def _proof(component, op, target):
     sep = "⊨" if target.startswith("rule_") else "⊢"
     return f"proof:{component}:{op}{sep}{target}"
@@ -206,6 +227,16 @@ MUTANTS = [
            "synthetic: the driver skips one descriptor instead of the list's length (2.8.6)"),
     Mutant("packed-push-forgets-used-id", f"{P}/ring#ids", _proof(RING, "push_used", "inv_ring_ids"), f"{P}/ring#ids",
            replace_fn(M, "ring_push_used", _ring_push_forgets_done), "synthetic"),
+    # ---- forms: what a transition computes over its slots = the whole-table form ------------------
+    Mutant("packed-window-one-short", f"{P}/events#notify-rule",
+           _form(DEV, "need_notify:in_window≡window_by_search"), f"{P}/events#notify-rule",
+           replace_fn(M, "in_window", _window_one_short), "synthetic: off-by-one in the event window (lost notification)"),
+    Mutant("packed-span-unclamped", f"{D_SG}#expose-first-last", _form(RING, "pop:lap_reads≡slot_in"),
+           f"{D_SG}#expose-first-last", replace_fn(M, "span", _span_unclamped),
+           "synthetic: a range split that reads past the queue size for an over-long list"),
+    Mutant("packed-fill-no-flip-at-ring-end", f"{P}/ring#flags", _form(RING, "add:lap_fill≡slot_in"),
+           f"{P}/ring#flags", replace_fn(M, "lap_fill", _fill_no_flip),
+           "synthetic: the range update after the ring end keeps the old lap's AVAIL/USED polarity"),
     # ---- rules ----------------------------------------------------------------------------------
     Mutant("packed-add-reports-next", f"{P}/driver#add-rule", _proof(DRV, "add", "rule_add_publishes"),
            f"{P}/driver#add-rule", replace_fn(M, "packed_add", _add_reports_next), "synthetic"),
