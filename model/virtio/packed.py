@@ -609,6 +609,7 @@ class PackedDriver:
         self.notify = notify or (lambda: None)
         self.last_out: Any = None
         self.last_args: dict | None = {}                        # the core step's arguments, for rule checks
+        # creation costs the queue size (the id free list, the zeroed ring); operations do not
         self.free_head = 0                                      # Linux vq->free_head
         self.next_id = [(i + 1) % num for i in range(num)]      # Linux desc_extra[].next
         self.last_id = [0] * num                                # Linux desc_state[].last
