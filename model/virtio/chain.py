@@ -15,12 +15,13 @@ predicate, so other ring formats can reuse it.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from t1virtio import errors
 from t1virtio.logic import CONCRETE
-from t1virtio.step import Step, apply, step
+from t1virtio.step import Step, apply, first_failed, step
 from t1virtio.virtio.desc import DESC_SIZE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE
 
 U32_MAX = (1 << 32) - 1
@@ -35,6 +36,29 @@ ORDER = "VIRTIO/driver/Message Framing#order"
 NEXT_RANGE = "VIRTIO/model/chain#next-range"
 TABLE_LEN = "VIRTIO/model/chain#table-len"
 IN_REGION = "VIRTIO/model/chain#in-region"
+
+
+_FIELDS: dict = {}
+
+
+def fast_replace(obj: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` for a frozen ``slots`` dataclass, about twice as fast (no ``__init__``).
+
+    The ring and walk states are rebuilt several times per operation, so this is a visible part of a
+    round trip. Fields are copied through their slot descriptors; an unknown field raises ``KeyError``.
+    """
+    cls = type(obj)
+    acc = _FIELDS.get(cls)
+    if acc is None:
+        slots = [cls.__dict__[f.name] for f in dataclasses.fields(cls)]
+        acc = _FIELDS[cls] = (tuple((d.__get__, d.__set__) for d in slots), {d.__name__: d.__set__ for d in slots})
+    new = object.__new__(cls)
+    for get, put in acc[0]:
+        put(new, get(obj))
+    puts = acc[1]
+    for k, v in changes.items():
+        puts[k](new, v)
+    return new
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +121,14 @@ def walk_step(L: Any, w: WalkState, length: Any, flags: Any, next: Any, in_regio
               (L.Implies(direct, L.Or(writable, L.Not(w.seen_writable))), ORDER),
               (L.Implies(direct, L.ULE(w.total + length, U32_MAX)), TOTAL_LEN),
               (L.Implies(L.And(direct, has_next), L.ULT(next, w.table_len)), NEXT_RANGE)]
-    into_table = replace(w, ttl=entries, table_len=entries, in_table=True, index=0)
-    read = replace(w, ttl=w.ttl - 1, total=w.total + length, index=next,
-                   seen_writable=L.Or(w.seen_writable, writable), done=L.Not(has_next))
-    return step(guards, L.If(is_indirect, into_table, read))
+
+    def taken(indirect: int) -> WalkState:       # case 1: enter the indirect table; case 0: read one descriptor
+        if indirect:
+            return fast_replace(w, ttl=entries, table_len=entries, in_table=True, index=0)
+        return fast_replace(w, ttl=w.ttl - 1, total=w.total + length, index=next,
+                            seen_writable=L.Or(w.seen_writable, writable), done=L.Not(has_next))
+    # concretely only the case taken is built, and only once the guards hold
+    return step(guards, L.effect(guards, lambda: L.cases(2, L.If(is_indirect, 1, 0), taken), w))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +160,10 @@ def walk_chain(head: int, size: int, indirect_ok: bool, read_desc: Callable[[int
         d = read_table(table, w.index) if w.in_table else read_desc(w.index)
         if not w.in_table:
             descs.append(w.index)
-        where = f"descriptor {w.index} of {'the indirect table' if w.in_table else 'the ring'} (chain {head})"
-        w2, _ = apply(walk_step(CONCRETE, w, d.len, d.flags, d.next, in_region(d.addr, d.len)), where)
+        sp = walk_step(CONCRETE, w, d.len, d.flags, d.next, in_region(d.addr, d.len))
+        if first_failed(sp) is not None:
+            apply(sp, f"descriptor {w.index} of {'the indirect table' if w.in_table else 'the ring'} (chain {head})")
+        w2 = sp.new
         if w2.in_table and not w.in_table:
             table = d.addr
         else:

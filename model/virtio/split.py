@@ -21,7 +21,7 @@ ring broken with its clause (Linux BAD_RING, vhost's vq error): later calls rais
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from t1virtio import errors
@@ -31,6 +31,7 @@ from t1virtio.preset import SMALL
 from t1virtio.state import bits
 from t1virtio.step import Step, apply, first_failed, step
 from t1virtio.virtio import chain
+from t1virtio.virtio.chain import fast_replace as replace
 from t1virtio.virtio.desc import DESC_SIZE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE
 from t1virtio.virtio.notify import vring_need_event
 
@@ -375,7 +376,7 @@ class _Side:
     state: Any
     broken: str | None = None
 
-    def _guard(self, sp: Step, args: dict, detail: str = "") -> None:
+    def _guard(self, sp: Step, args: dict, detail: str | Callable[[], str] = "") -> None:
         """Raise the first failed guard's error (a peer violation also marks the ring broken)."""
         self.last_args.clear()
         self.last_args.update(args)
@@ -384,14 +385,14 @@ class _Side:
             raise errors.fail(self.broken, "the ring was marked broken earlier")
         clause = first_failed(sp)
         if clause is not None:
-            self._refuse(errors.fail(clause, detail))
+            self._refuse(errors.fail(clause, detail() if callable(detail) else detail))
 
     def _refuse(self, e: errors.ModelError) -> None:
         if isinstance(e, errors.PeerViolation):
             self.broken = e.clause
         raise e
 
-    def _run(self, sp: Step, args: dict, detail: str = "") -> Any:
+    def _run(self, sp: Step, args: dict, detail: str | Callable[[], str] = "") -> Any:
         self._guard(sp, args, detail)
         self.state = sp.new
         return sp.out
@@ -445,7 +446,7 @@ class SplitDriver(_Side):
         sp = add_buf(CONCRETE, s, **args)
         if first_failed(sp) == NO_SPACE and out:
             self.notify()                       # Linux forces a notify when a buffer with out parts does not fit
-        head = self._run(sp, args, f"{len(out)}+{len(inn)} elements, {s.num_free} free")
+        head = self._run(sp, args, lambda: f"{len(out)}+{len(inn)} elements, {s.num_free} free")
         if indirect:
             table = self.arena[0] + head * self.arena[1] * DESC_SIZE
             for j, (a, n, w) in enumerate(segs):
@@ -487,7 +488,7 @@ class SplitDriver(_Side):
         used_idx = read_le(self.mem, lay.used + 2, 2)
         id_, length = struct.unpack("<II", self.mem.read(lay.used_elem_at(s.last_used % s.size), USED_ELEM_SIZE))
         args = dict(used_idx=used_idx, id=id_, length=length)
-        self._run(get_used(CONCRETE, s, **args), args, f"used idx {used_idx}, id {id_}, len {length}")
+        self._run(get_used(CONCRETE, s, **args), args, lambda: f"used idx {used_idx}, id {id_}, len {length}")
         token = self._release(id_)
         if not self.state.cb_disabled:
             write_le(self.mem, lay.used_event(), 2, self.state.used_event)
@@ -592,7 +593,7 @@ class SplitDevice(_Side):
         avail_idx = read_le(self.mem, lay.avail + 2, 2)
         head = read_le(self.mem, lay.avail_ring_at(v.last_avail % v.size), 2)
         args = dict(avail_idx=avail_idx, head=head, wlen=0)
-        self._guard(pop_avail(CONCRETE, v, **args), args, f"avail idx {avail_idx}, last {v.last_avail}, head {head}")
+        self._guard(pop_avail(CONCRETE, v, **args), args, lambda: f"avail idx {avail_idx}, last {v.last_avail}, head {head}")
         try:                                     # commit only once the chain is valid too
             c = chain.walk_chain(head, v.size, self.indirect, self._read_desc, self._read_table, self.in_region)
         except errors.PeerViolation as e:
@@ -629,7 +630,7 @@ class SplitDevice(_Side):
         """Publish ``(head, length)`` in the used ring, then the used idx (§2.7.8.2#1)."""
         v, lay = self.state, self.layout
         args = dict(id=head, length=length)
-        self._run(add_used(CONCRETE, v, **args), args, f"head {head}, len {length}")
+        self._run(add_used(CONCRETE, v, **args), args, lambda: f"head {head}, len {length}")
         self.mem.write(lay.used_elem_at(v.used_idx % v.size), struct.pack("<II", head, length))
         write_le(self.mem, lay.used + 2, 2, self.state.used_idx)
         self.chains.pop(head, None)
