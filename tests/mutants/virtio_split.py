@@ -168,6 +168,10 @@ MUTANTS = [
            "VIRTIO/model/ownership#chain", replace_fn(M, "add_buf", _with_new(lambda L, d, n, *a, **k: replace(
                n, chain_of=tuple(L.If(L.And(u, L.Not(o)), (k["head"] + 1) % d.size, c) for u, o, c in
                                  zip(n.in_use, d.in_use, n.chain_of))))), "synthetic"),
+    Mutant("split-chain-record-stale", "VIRTIO/model/ownership#chain", DRV + "add_buf⊢inv_driver_chain_record",
+           "VIRTIO/model/ownership#chain", replace_fn(M, "add_buf", _with_new(lambda L, d, n, *a, **k: replace(
+               n, chain_sel=d.chain_sel))),
+           "synthetic: the head's chain record is not written, so freeing the chain later frees other descriptors"),
     Mutant("split-get-used-keeps-last-used", "VIRTIO/model/ownership#in-flight", DRV + "get_used⊢inv_driver_in_flight",
            "VIRTIO/model/ownership#in-flight", replace_fn(M, "get_used", _with_new(lambda L, d, n, *a, **k: replace(
                n, last_used=d.last_used))), "synthetic"),
