@@ -189,11 +189,6 @@ def u16(L: Any, x: Any) -> Any:
     return L.wrap(x, U16)
 
 
-def is_picked(L: Any, sel: Any, i: int) -> Any:
-    """Return whether descriptor ``i`` (a table index) is in the selection ``sel``."""
-    return L.sel_has(sel, i)
-
-
 def sel_has_at(L: Any, sel: Any, i: Any, n: int) -> Any:
     """Return whether the selection ``sel`` holds ``i``, for an index ``0 <= i < n`` that may be symbolic.
 

@@ -2,7 +2,10 @@
 
 Written over the side states (``DriverRing``, ``DeviceRing``) and the values a step read from
 the other side's memory, so the oracle can check a foreign driver or device on the same bytes.
-The notification rules state only the MUST half (a SHOULD NOT is never a failure).
+The notification rules state only the MUST half (a SHOULD NOT is never a failure). The rules use
+the whole-table forms (a scan of every descriptor for the head, the chosen descriptors, a chain's
+members), so each ``op ⊨ rule`` obligation also shows that the model's guards and effects, which
+touch only what an operation needs, mean the same.
 """
 from __future__ import annotations
 
@@ -10,8 +13,7 @@ from typing import Any
 
 from t1virtio.specs.rules import rule
 from t1virtio.virtio.chain import U32_MAX
-from t1virtio.virtio.split import (VRING_AVAIL_F_NO_INTERRUPT, VRING_USED_F_NO_NOTIFY, is_head_in_flight,
-                                   is_picked, u16)
+from t1virtio.virtio.split import VRING_AVAIL_F_NO_INTERRUPT, VRING_USED_F_NO_NOTIFY, u16
 
 
 def _in_window(L: Any, event: Any, new: Any, old: Any) -> Any:
@@ -23,13 +25,18 @@ def _unchanged_except(L: Any, old: tuple, new: tuple, k: Any) -> Any:
     return L.all_idx(len(old), lambda i: L.Implies(L.Not(k == i), new[i] == old[i]))
 
 
+def _head_in_flight(L: Any, d: Any, h: Any) -> Any:
+    """Whether ``h`` is a head in flight, by a scan of every descriptor (the whole-table form)."""
+    return L.any_idx(d.size, lambda i: L.And(h == i, d.in_use[i], d.chain_of[i] == i))
+
+
 @rule("virtio_split.driver", "add_buf", "VIRTIO/model/rule#add-buf")
 def rule_add_buf_moves_chosen_descriptors(L, old, args, ok, new, out):
     """Accepted iff well-formed and enough descriptors are free; then exactly the chosen free ones go to the device."""
     head, sel, n_in, n_out = args["head"], args["sel"], args["n_in"], args["n_out"]
     n = n_out + n_in
     used = L.If(args["indirect_used"], 1, n)
-    picked = [is_picked(L, sel, i) for i in range(old.size)]
+    picked = [L.sel_has(sel, i) for i in range(old.size)]
     legal = L.And(L.ULE(1, n), L.ULE(n, old.size), L.ULE(0, n_out), L.ULE(0, n_in), L.ULE(0, args["wlen"]),
                   L.ULE(args["wlen"], args["total"]), L.ULE(args["total"], U32_MAX), L.ULE(used, old.num_free),
                   L.any_idx(old.size, lambda i: L.And(head == i, picked[i])),
@@ -61,7 +68,7 @@ def rule_get_used_frees_one_chain(L, old, args, ok, new, out):
     id_, length = args["id"], args["length"]
     pending = u16(L, args["used_idx"] - old.last_used)
     legal = L.And(L.Not(pending == 0), L.ULE(pending, u16(L, old.avail_idx - old.last_used)),
-                  L.ULE(0, id_), L.ULT(id_, old.size), is_head_in_flight(L, old, id_),
+                  L.ULE(0, id_), L.ULT(id_, old.size), _head_in_flight(L, old, id_),
                   L.ULE(0, length), L.ULE(length, L.at(old.wlen, id_)))
     mine = [L.And(old.in_use[i], old.chain_of[i] == id_) for i in range(old.size)]
     freed = L.all_idx(old.size, lambda i: new.in_use[i] == L.And(old.in_use[i], L.Not(mine[i])))
