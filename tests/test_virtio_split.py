@@ -348,3 +348,21 @@ def test_largest_queue_size():
     assert drv.get_used() == ("big", 8)
     with pytest.raises(errors.CallerError, match="layout"):
         split.SplitDriver(mem, split.SplitLayout(65536, 0, 16 * 65536, 16 * 65536 + 4096 * 33))
+
+
+def test_selection_as_a_set_or_a_bitmask():
+    """The core add_buf takes the chosen descriptors as a set of indices (what the concrete driver passes) or as an
+    int bitmask (counterexample files); both allocate and later free the same descriptors, and a wrong count or a
+    descriptor in use is refused either way."""
+    from t1virtio.logic import CONCRETE
+    from t1virtio.step import apply, first_failed
+    d = split.driver_init(SIZE, False, False)
+    args = dict(head=1, n_out=1, n_in=1, total=8, wlen=4, indirect_used=False)
+    states = [apply(split.add_buf(CONCRETE, d, sel=sel, **args))[0] for sel in (frozenset({1, 3}), 0b1010)]
+    for s in states:
+        assert list(s.in_use) == [False, True, False, True] and s.chain_of[3] == 1 and s.num_free == 2
+        assert first_failed(split.add_buf(CONCRETE, s, sel=frozenset({3, 0}), **{**args, "head": 0})) == split.ALLOC
+        assert first_failed(split.add_buf(CONCRETE, s, sel=frozenset({0}), **{**args, "head": 0})) == split.ALLOC
+        back = apply(split.get_used(CONCRETE, s, used_idx=1, id=1, length=4))[0]
+        assert not any(back.in_use) and back.num_free == SIZE
+    assert list(d.in_use) == [False] * SIZE, "the old state is unchanged"
