@@ -38,27 +38,34 @@ TABLE_LEN = "VIRTIO/model/chain#table-len"
 IN_REGION = "VIRTIO/model/chain#in-region"
 
 
-_FIELDS: dict = {}
+_REPLACERS: dict = {}
+_UNSET = object()
+
+
+def _replacer(cls: type) -> Callable[..., Any]:
+    """Compile ``replace`` for one frozen ``slots`` dataclass: one keyword per field, each slot set directly."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    env = {"_UNSET": _UNSET, "_new": object.__new__, "_cls": cls,
+           **{f"_set_{n}": cls.__dict__[n].__set__ for n in names}}
+    body = "".join(f"    _set_{n}(new, obj.{n} if {n} is _UNSET else {n})\n" for n in names)
+    src = (f"def replace(obj, *, {', '.join(f'{n}=_UNSET' for n in names)}):\n"
+           f"    new = _new(_cls)\n{body}    return new\n")
+    exec(src, env)  # noqa: S102 - generated from the class's own field names, as dataclasses does
+    return env["replace"]
 
 
 def fast_replace(obj: Any, **changes: Any) -> Any:
-    """``dataclasses.replace`` for a frozen ``slots`` dataclass, about twice as fast (no ``__init__``).
+    """``dataclasses.replace`` for a frozen ``slots`` dataclass, about three times as fast (no ``__init__``).
 
     The ring and walk states are rebuilt several times per operation, so this is a visible part of a
-    round trip. Fields are copied through their slot descriptors; an unknown field raises ``KeyError``.
+    round trip. The per-class function sets every slot through its descriptor (the class has no
+    ``__post_init__``); an unknown field raises ``TypeError``, as ``dataclasses.replace`` does.
     """
     cls = type(obj)
-    acc = _FIELDS.get(cls)
-    if acc is None:
-        slots = [cls.__dict__[f.name] for f in dataclasses.fields(cls)]
-        acc = _FIELDS[cls] = (tuple((d.__get__, d.__set__) for d in slots), {d.__name__: d.__set__ for d in slots})
-    new = object.__new__(cls)
-    for get, put in acc[0]:
-        put(new, get(obj))
-    puts = acc[1]
-    for k, v in changes.items():
-        puts[k](new, v)
-    return new
+    rep = _REPLACERS.get(cls)
+    if rep is None:
+        rep = _REPLACERS[cls] = _replacer(cls)
+    return rep(obj, **changes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,8 +210,8 @@ def count_in_flight(L: Any, d: DriverRing) -> Any:
     return L.count(d.size, lambda i: L.And(d.in_use[i], d.chain_of[i] == i))
 
 
-def free_chain(L: Any, d: DriverRing, head: Any) -> DriverRing:
-    """Return ``d`` with every descriptor of ``head``'s chain back on the free list.
+def free_chain(L: Any, d: DriverRing, head: Any, **changes: Any) -> DriverRing:
+    """Return ``d`` with every descriptor of ``head``'s chain back on the free list (and ``changes`` made).
 
     The chain is read from ``head``'s record (``chain_sel``), so concretely only its descriptors are
     touched; ``inv_driver_chain_record`` says the record holds exactly the descriptors in use whose
@@ -219,7 +219,7 @@ def free_chain(L: Any, d: DriverRing, head: Any) -> DriverRing:
     """
     mine = L.at(d.chain_sel, head)
     return replace(d, in_use=L.sel_map(d.in_use, mine, lambda k, u: False),
-                   num_free=d.num_free + L.sel_count(mine, d.size))
+                   num_free=d.num_free + L.sel_count(mine, d.size), **changes)
 
 
 def add_buf(L: Any, d: DriverRing, head: Any, sel: Any, n_out: Any, n_in: Any, total: Any, wlen: Any,
@@ -277,8 +277,8 @@ def get_used(L: Any, d: DriverRing, used_idx: Any, id: Any, length: Any) -> Step
               (L.And(L.ULE(0, id), L.ULT(id, d.size), is_head_in_flight(L, d, id)), USED_ID),
               (L.And(L.ULE(0, length), L.ULE(length, L.at(d.wlen, id))), USED_LEN)]
     last_used = u16(L, d.last_used + 1)
-    new = L.effect(guards, lambda: replace(free_chain(L, d, id), last_used=last_used,
-                                           used_event=L.If(d.cb_disabled, d.used_event, last_used)), d)
+    new = L.effect(guards, lambda: free_chain(L, d, id, last_used=last_used,
+                                              used_event=L.If(d.cb_disabled, d.used_event, last_used)), d)
     return step(guards, new, out=(id, length))
 
 
@@ -300,7 +300,7 @@ def enable_cb(L: Any, d: DriverRing, used_idx: Any) -> Step:
 def detach_unused(L: Any, d: DriverRing, head: Any) -> Step:
     """Take back a buffer the (reset) device never used (``virtqueue_detach_unused_buf``: idx goes back one)."""
     guards = [(L.And(L.ULE(0, head), L.ULT(head, d.size), is_head_in_flight(L, d, head)), DETACH)]
-    new = L.effect(guards, lambda: replace(free_chain(L, d, head), avail_idx=u16(L, d.avail_idx - 1)), d)
+    new = L.effect(guards, lambda: free_chain(L, d, head, avail_idx=u16(L, d.avail_idx - 1)), d)
     return step(guards, new, out=head)
 
 
