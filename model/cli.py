@@ -85,15 +85,15 @@ def prove(only: Optional[str] = typer.Option(None, "--only", help="substring, gl
 
 
 def _fuzz_one(name: str, examples: Optional[int], minutes: Optional[float], seed: int, p: Progress,
-              jobs: int = 1):
+              jobs: int = 1, preset: Optional[str] = None):
     from t1virtio.machines import runner
     task = p.add_task(f"fuzz {name}", total=examples)
     if jobs > 1:
         res = runner.fuzz_parallel(name, jobs, examples=examples, minutes=minutes, seed=seed,
-                                   progress=lambda n: p.advance(task, n))
+                                   progress=lambda n: p.advance(task, n), preset=preset)
     else:
         res = runner.fuzz(name, examples=examples, minutes=minutes, seed=seed,
-                          progress=lambda n: p.advance(task, n))
+                          progress=lambda n: p.advance(task, n), preset=preset)
     path = runner.save(res.failure, REGRESSIONS) if res.failure else None
     return res, path
 
@@ -104,20 +104,27 @@ def fuzz(machine: Optional[str] = typer.Option(None, "--machine", help="machine 
          minutes: Optional[float] = typer.Option(None, "--minutes", min=0.01, help="run for this long instead"),
          seed: int = typer.Option(0, "--seed", help="first seed"),
          jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes per machine (each on its own seed range)"),
+         preset: str = typer.Option("small", "--preset", help="table sizes: small (proof sizes) or linux (Linux's: "
+                                                                "32768-slot pools, 256-entry queues)"),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """Run Hypothesis stateful machines; shrink, print and save every failure."""
     from t1virtio.machines import load, names
+    from t1virtio.preset import by_name
     todo = [machine] if machine else names()
     for n in todo:
         load(n)
+    try:
+        by_name(preset)
+    except KeyError as e:
+        raise Failure(str(e.args[0]), 2) from None
     if examples is None and minutes is None:
         examples = 500
     rows = []
     with _progress() as p:
         for n in todo:
-            rows.append(_fuzz_one(n, examples, minutes, seed, p, jobs))
+            rows.append(_fuzz_one(n, examples, minutes, seed, p, jobs, preset))
     if as_json:
-        print(json.dumps([{"machine": r.machine, "examples": r.examples, "seconds": round(r.seconds, 2),
+        print(json.dumps([{"machine": r.machine, "preset": preset, "examples": r.examples, "seconds": round(r.seconds, 2),
                            "failure": r.failure, "saved": str(pth) if pth else None} for r, pth in rows], indent=1))
     else:
         for r, pth in rows:

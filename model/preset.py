@@ -34,8 +34,19 @@ SMALL = Preset(name="SMALL", n_pages=4, n_vms=3, page_size=4096, msgq_max_depth=
                msgq_max_msg_size=8, doorbell_bits=8, max_parcels=4, io_tlb_shift=11, io_tlb_segsize=8,
                pool_nslabs=16, io_tlb_max_areas=2, queue_size=4, max_queue_size=32768)
 
+# Linux's defaults: a 64 MiB default pool (IO_TLB_DEFAULT_SIZE = 32768 slots of 2 KiB, segments of
+# 128), areas up to roundup_pow_of_two(CPUs) for 8 CPUs; virtqueues of 256 entries (virtio-net/blk
+# defaults), up to the spec's 32768; Gunyah's message-queue limits; 64-bit doorbell flags.
 LINUX = Preset(name="LINUX", n_pages=64, n_vms=3, page_size=4096, msgq_max_depth=255,
                msgq_max_msg_size=1023, doorbell_bits=64, max_parcels=64, io_tlb_shift=11, io_tlb_segsize=128,
-               pool_nslabs=1024, io_tlb_max_areas=4, queue_size=256, max_queue_size=32768)
+               pool_nslabs=32768, io_tlb_max_areas=8, queue_size=256, max_queue_size=32768)
 
 PRESETS = {p.name: p for p in (SMALL, LINUX)}
+
+
+def by_name(name: str) -> Preset:
+    """The preset called ``name`` (case-insensitive); ``KeyError`` lists the known ones."""
+    for p in PRESETS.values():
+        if p.name.lower() == name.lower():
+            return p
+    raise KeyError(f"unknown preset {name!r}; known presets: {', '.join(p.name.lower() for p in PRESETS.values())}")

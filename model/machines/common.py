@@ -1,9 +1,12 @@
-"""Shared machine plumbing: run one operation and check its rules on the concrete states."""
+"""Shared machine plumbing: the active preset, and one operation run with its rules checked on the concrete states."""
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+import os
+from typing import Any, Callable, Iterator
 
 from t1virtio import errors
+from t1virtio import preset as presets
 from t1virtio.specs import invariants, rules
 
 
@@ -33,3 +36,32 @@ def checked_call(component: str, op: str, obj: Any, call: Callable[[], Any], arg
 def check_invariants(component: str, state: Any) -> None:
     """Evaluate ``component``'s invariants on a concrete state (raises ``InvariantViolation``)."""
     invariants.check(component, state)
+
+
+PRESET_ENV = "T1VIRTIO_PRESET"
+
+
+def active_preset() -> presets.Preset:
+    """The preset machines size their tables by (``t1virtio fuzz --preset``; default SMALL).
+
+    Read from the environment so that worker processes get the same one.
+    """
+    return presets.by_name(os.environ.get(PRESET_ENV, presets.SMALL.name))
+
+
+@contextlib.contextmanager
+def using_preset(name: str | None) -> Iterator[presets.Preset]:
+    """Run machines with preset ``name`` (None: leave the active one) inside the block."""
+    if name is None:
+        yield active_preset()
+        return
+    p = presets.by_name(name)
+    before = os.environ.get(PRESET_ENV)
+    os.environ[PRESET_ENV] = p.name
+    try:
+        yield p
+    finally:
+        if before is None:
+            os.environ.pop(PRESET_ENV, None)
+        else:
+            os.environ[PRESET_ENV] = before

@@ -18,6 +18,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from t1virtio import errors
 from t1virtio.machines import load
+from t1virtio.machines.common import active_preset, using_preset
 
 FORMAT = "t1virtio-regression/1"
 
@@ -67,8 +68,15 @@ def run_once(cls: type, examples: int, seed: int | None, steps: int | None = Non
 
 def fuzz(name: str, examples: int | None = None, minutes: float | None = None, seed: int = 0,
          steps: int | None = None, progress: Callable[[int], None] | None = None,
-         batch: int = 100) -> FuzzResult:
-    """Run machine ``name``: ``examples`` examples, or batches until ``minutes`` have passed."""
+         batch: int = 100, preset: str | None = None) -> FuzzResult:
+    """Run machine ``name``: ``examples`` examples, or batches until ``minutes`` have passed, with the
+    tables of ``preset`` (``small`` or ``linux``; None: the active one)."""
+    with using_preset(preset):
+        return _fuzz(name, examples, minutes, seed, steps, progress, batch)
+
+
+def _fuzz(name: str, examples: int | None, minutes: float | None, seed: int, steps: int | None,
+          progress: Callable[[int], None] | None, batch: int) -> FuzzResult:
     cls = load(name)
     t0 = time.perf_counter()
     done = 0
@@ -85,8 +93,8 @@ def fuzz(name: str, examples: int | None = None, minutes: float | None = None, s
             progress(n)
         if exc is not None:
             program = extract_program(exc, lines)
-            fail = {"format": FORMAT, "machine": name, "seed": seed + k - 1, "clause": clause_of(exc),
-                    "error": f"{type(exc).__name__}: {exc}", "program": program}
+            fail = {"format": FORMAT, "machine": name, "preset": active_preset().name, "seed": seed + k - 1,
+                    "clause": clause_of(exc), "error": f"{type(exc).__name__}: {exc}", "program": program}
             return FuzzResult(name, done, time.perf_counter() - t0, fail, lines)
         if total is None and time.perf_counter() - t0 >= (minutes or 0) * 60:
             break
@@ -108,13 +116,13 @@ def extract_program(exc: BaseException, lines: list[str]) -> str:
 
 
 def _fuzz_worker(args: tuple) -> FuzzResult:
-    name, examples, minutes, seed, steps = args
-    return fuzz(name, examples=examples, minutes=minutes, seed=seed, steps=steps)
+    name, examples, minutes, seed, steps, preset = args
+    return fuzz(name, examples=examples, minutes=minutes, seed=seed, steps=steps, preset=preset)
 
 
 def fuzz_parallel(name: str, jobs: int, examples: int | None = None, minutes: float | None = None,
                   seed: int = 0, steps: int | None = None,
-                  progress: Callable[[int], None] | None = None) -> FuzzResult:
+                  progress: Callable[[int], None] | None = None, preset: str | None = None) -> FuzzResult:
     """Run machine ``name`` on ``jobs`` worker processes, each on its own seed range (``seed + 100000*i``).
 
     ``examples`` are split between the workers; with ``minutes`` every worker runs that long.
@@ -126,7 +134,7 @@ def fuzz_parallel(name: str, jobs: int, examples: int | None = None, minutes: fl
     t0 = time.perf_counter()
     done, failure = 0, None
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork")) as ex:
-        futs = [ex.submit(_fuzz_worker, (name, n, minutes, seed + 100000 * i, steps))
+        futs = [ex.submit(_fuzz_worker, (name, n, minutes, seed + 100000 * i, steps, preset))
                 for i, n in enumerate(shares) if n is None or n > 0]
         for f in as_completed(futs):
             r = f.result()
@@ -149,8 +157,9 @@ def replay_program(failure: dict) -> str | None:
     """Run a regression's program on the current model; return the clause it fails with, or None."""
     cls = load(failure["machine"])
     ns = {cls.__name__: cls}
-    try:
-        exec(compile(failure["program"], f"<regression {failure['machine']}>", "exec"), ns)  # noqa: S102
-    except errors.ModelError as e:
-        return e.clause
+    with using_preset(failure.get("preset")):
+        try:
+            exec(compile(failure["program"], f"<regression {failure['machine']}>", "exec"), ns)  # noqa: S102
+        except errors.ModelError as e:
+            return e.clause
     return None

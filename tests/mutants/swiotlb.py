@@ -113,6 +113,9 @@ MUTANTS = [
     Mutant("swiotlb-no-boundary-check", "SWIOTLB-find-boundary-rule", PROOF + "find⊨rule_find_in_window",
            "SWIOTLB-find-boundary-rule", replace_fn(S, "iommu_is_span_boundary", _no_span_check),
            "synthetic: segment boundary mask ignored"),
+    Mutant("swiotlb-release-no-relink", "SWIOTLB-list", "machine:swiotlb_slots", "SWIOTLB-list",
+           replace_fn(S, "relink_preceding", lambda orig, L, preset, lst, index, count: lst),
+           "synthetic: the backward walk that renumbers the free slots before a run is skipped"),
     # one per clause
     Mutant("swiotlb-pool-zero-slots", "SWIOTLB-pool-nslabs", PROOF + "init⊢inv_pool_geometry", "SWIOTLB-geometry",
            drop_guard(PO, "swiotlb_init_pool", "SWIOTLB-pool-nslabs"), "seed patch 4: nslabs == 0 is -EINVAL"),

@@ -1,0 +1,55 @@
+"""Presets at Linux's sizes, and machines that run at either preset (``t1virtio fuzz --preset``)."""
+import json
+import subprocess
+import sys
+
+from t1virtio.machines import runner
+from t1virtio.machines.common import active_preset, check_invariants, using_preset
+from t1virtio.machines.swiotlb_slots import SwiotlbSlotsMachine
+from t1virtio.preset import LINUX, SMALL, by_name
+
+
+def test_linux_preset_has_linux_defaults():
+    assert LINUX.pool_nslabs == 32768 and LINUX.io_tlb_segsize == 128      # IO_TLB_DEFAULT_SIZE 64 MiB
+    assert LINUX.queue_size == 256 and LINUX.max_queue_size == 32768
+    assert by_name("linux") is LINUX and by_name("SMALL") is SMALL
+
+
+def test_using_preset_sets_and_restores_the_active_preset():
+    assert active_preset() is SMALL
+    with using_preset("linux") as p:
+        assert p is LINUX and active_preset() is LINUX
+    assert active_preset() is SMALL
+
+
+def test_slot_machine_runs_a_linux_size_pool():
+    """A few steps of the slot machine on a 32768-slot pool, half full, four areas, rules checked."""
+    with using_preset("linux"):
+        m = SwiotlbSlotsMachine()
+        m.boot(areas=4, policy="v6.1", min_align=0xfff, full=50)
+        assert len(m.pool.state.list) == 32768 and len(m.live) == 32768 * 50 // 200
+        for i in range(20):
+            m.map(buf=i, off=i * 7, size=4096 + i, extra=0, align=0, cpu=i)
+            m.unmap(pick=i * 31)
+            m.unmap_bogus(slot=i * 1000, off=1, stale=i % 2 == 0)
+        check_invariants("swiotlb", m.pool.state)
+
+
+CLI = [sys.executable, "-c", "from t1virtio.cli import main; main()"]
+
+
+def test_fuzz_refuses_an_unknown_preset_in_one_line():
+    r = subprocess.run(CLI + ["fuzz", "--machine", "msgq", "--preset", "huge", "--examples", "1"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "unknown preset 'huge'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_fuzz_reports_the_preset_and_a_failure_file_names_it(tmp_path):
+    r = subprocess.run(CLI + ["fuzz", "--machine", "msgq", "--examples", "2", "--json", "--preset", "linux"],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]["preset"] == "linux"
+    fail = {"format": runner.FORMAT, "machine": "swiotlb_slots", "preset": "LINUX", "seed": 0, "clause": None,
+            "error": "", "program": "state = SwiotlbSlotsMachine()\nstate.boot(areas=1, policy='v6.1', min_align=0, "
+                                    "full=0)\nstate.teardown()"}
+    assert runner.replay_program(fail) is None and active_preset() is SMALL
