@@ -17,10 +17,37 @@ z3 is imported lazily, so the concrete backend costs nothing at import.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from t1virtio.table import Table
+
+# Index safety (DESIGN.md §6): proofs record every data-dependent table index a transition uses
+# (``Vocabulary.sites``) and prove it in range under the step's guards; concretely, effects run by
+# ``step.apply`` after the guards held are strict: an index outside its table raises
+# ``IndexOutOfTable`` naming the site instead of being clamped.
+_STRICT = [False]
+
+
+class IndexOutOfTable(IndexError):
+    """A transition's effect used an index outside its table although the step's guards held."""
+
+
+def where() -> str:
+    """The transition line that called a table primitive (the first frame outside this module)."""
+    import sys
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename == __file__:
+        f = f.f_back
+    if f is None:
+        return "?"
+    return f"{f.f_globals.get('__name__', '?')}.{f.f_code.co_name}:{f.f_lineno}"
+
+
+def _strict_fail(what: str) -> None:
+    if _STRICT[0]:
+        raise IndexOutOfTable(f"{where()}: {what}")
 
 
 class Concrete:
@@ -193,6 +220,33 @@ class Vocabulary:
     def __getattr__(self, item: str) -> Any:
         return getattr(self.base, item)
 
+    sites: list | None = None     # when a list: (where, in-range condition) of every data-dependent index
+    _path: tuple = ()              # conditions under which the code being built runs (``assuming``, ``loop``)
+
+    def _site(self, cond: Callable[[], Any]) -> None:
+        if self.sites is not None:
+            c = cond()
+            if not isinstance(c, bool):
+                self.sites.append((where(), self.Implies(self.And(*self._path), c) if self._path else c))
+
+    @contextlib.contextmanager
+    def assuming(self, cond: Any) -> Iterator[None]:
+        """Build the block's terms as code that runs only when ``cond`` holds (for index safety: a
+        table index used inside must be in range only then). Concretely nothing happens."""
+        saved = self._path
+        self._path = saved + (cond,)
+        try:
+            yield
+        finally:
+            self._path = saved
+
+    def _index_ok(self, i: Any, n: int) -> Any:
+        return self.And(self.ULE(0, i), self.ULT(i, n))
+
+    def _range_ok(self, lo: Any, k: Any, n: int) -> Any:
+        """``[lo, lo + k)`` is empty or inside a table of ``n`` entries (no wrap-around)."""
+        return self.Or(self.ULE(k, 0), self.And(self.ULE(0, lo), self.ULE(lo, n), self.ULE(k, n - lo)))
+
     # ------------------------------------------------------------ whole-table forms (invariants, rules)
 
     def all_idx(self, n: int, f: Callable[[int], Any]) -> Any:
@@ -230,7 +284,12 @@ class Vocabulary:
     # ------------------------------------------------------------ reads and writes
 
     def at(self, seq: Sequence[Any], i: Any) -> Any:
-        """Return ``seq[i]``; outside the table, its last element (same in both backends)."""
+        """Return ``seq[i]``; outside the table, its last element (same in both backends).
+
+        The index is an index-safety site: it must be in range whenever the step's guards hold.
+        """
+        if not isinstance(i, int):
+            self._site(lambda: self._index_ok(i, len(seq)))
         if isinstance(seq, SymTable):
             return seq[self.If(self.And(self.ULE(0, i), self.ULT(i, seq.n)), i, seq.n - 1)]
         if isinstance(i, int):
@@ -240,8 +299,18 @@ class Vocabulary:
             out = self.If(i == k, seq[k], out)
         return out
 
+    def at_or(self, seq: Sequence[Any], i: Any, default: Any) -> Any:
+        """Return ``seq[i]`` inside the table and ``default`` outside it (a read that may miss, by design)."""
+        sites, self.sites = self.sites, None
+        try:
+            return self.If(self._index_ok(i, len(seq)), self.at(seq, i), default)
+        finally:
+            self.sites = sites
+
     def update(self, seq: Sequence[Any], i: Any, v: Any) -> Any:
         """Return ``seq`` with element ``i`` replaced by ``v`` (unchanged outside the table)."""
+        if not isinstance(i, int):
+            self._site(lambda: self._index_ok(i, len(seq)))
         if isinstance(seq, SymTable):
             import z3
             return SymTable(self.If(self.And(self.ULE(0, i), self.ULT(i, seq.n)), z3.Store(seq.arr, i, v), seq.arr), seq.n)
@@ -251,10 +320,12 @@ class Vocabulary:
 
     def fill(self, seq: Sequence[Any], lo: Any, n: Any, v: Any) -> Any:
         """Return ``seq`` with elements ``lo .. lo+n-1`` set to ``v`` (a range update)."""
+        self._site(lambda: self._range_ok(lo, n, len(seq)))
         return tuple(self.If(_in_range(self, k, lo, n), v, x) for k, x in enumerate(seq))
 
     def map_range(self, seq: Sequence[Any], lo: Any, n: Any, f: Callable[[Any, Any], Any]) -> Any:
         """Return ``seq`` with each element ``k`` in ``lo .. lo+n-1`` replaced by ``f(k, seq[k])``."""
+        self._site(lambda: self._range_ok(lo, n, len(seq)))
         return tuple(self.If(_in_range(self, k, lo, n), f(k, x), x) for k, x in enumerate(seq))
 
     def tabulate(self, n: int, f: Callable[[int], Any]) -> Any:
@@ -272,6 +343,7 @@ class Vocabulary:
         The walk stops at the first ``k`` where ``go`` fails (or below 0); ``go`` may answer a Python
         ``False`` for a constant ``k`` (a segment end), which cuts the unrolled chain there.
         """
+        self._site(lambda: self.ULE(start, len(seq)))
         out = list(seq)
         walking: Any = False
         for k in range(len(seq) - 1, -1, -1):
@@ -294,7 +366,8 @@ class Vocabulary:
         give the same result.
         """
         for _ in range(n):
-            carry = body(carry)
+            with self.assuming(carry[0]):
+                carry = body(carry)
         return carry
 
     def cases(self, n: int, i: Any, f: Callable[[int], Any]) -> Any:
@@ -334,6 +407,7 @@ class Vocabulary:
 
     def sel_map(self, seq: Sequence[Any], sel: Any, f: Callable[[int, Any], Any]) -> Any:
         """Return ``seq`` with each selected element ``k`` replaced by ``f(k, seq[k])``."""
+        self._site(lambda: self.sel_only_below(sel, len(seq)))
         return tuple(self.If(self.sel_has(sel, k), f(k, x), x) for k, x in enumerate(seq))
 
     def wrap(self, x: Any, bits: int) -> Any:
@@ -354,11 +428,19 @@ class ConcreteVocabulary(Vocabulary):
 
     @staticmethod
     def at(seq: Sequence[Any], i: Any) -> Any:
-        return seq[i] if 0 <= i < len(seq) else seq[-1]
+        if 0 <= i < len(seq):
+            return seq[i]
+        _strict_fail(f"read of entry {i} of a {len(seq)}-entry table")
+        return seq[-1]
+
+    @staticmethod
+    def at_or(seq: Sequence[Any], i: Any, default: Any) -> Any:
+        return seq[i] if 0 <= i < len(seq) else default
 
     @staticmethod
     def update(seq: Sequence[Any], i: Any, v: Any) -> Any:
         if not 0 <= i < len(seq):
+            _strict_fail(f"write of entry {i} of a {len(seq)}-entry table")
             return seq
         if isinstance(seq, Table):
             return seq.set(i, v)
@@ -368,6 +450,8 @@ class ConcreteVocabulary(Vocabulary):
 
     @staticmethod
     def _range(seq: Sequence[Any], lo: int, n: int) -> range:
+        if n > 0 and (lo < 0 or lo + n > len(seq)):
+            _strict_fail(f"range {lo}..{lo + n - 1} of a {len(seq)}-entry table")
         return range(max(lo, 0), min(lo + n, len(seq))) if n > 0 else range(0)
 
     def fill(self, seq: Sequence[Any], lo: Any, n: Any, v: Any) -> Any:
@@ -387,6 +471,8 @@ class ConcreteVocabulary(Vocabulary):
     def map_while_back(seq: Sequence[Any], start: Any, go: Callable[[int, Any], Any],
                        f: Callable[[int, Any], Any]) -> Any:
         changes = {}
+        if start > len(seq):
+            _strict_fail(f"walk back from {start} in a {len(seq)}-entry table")
         k = start - 1 if start <= len(seq) else -1
         while k >= 0:
             x = seq[k]
@@ -395,6 +481,11 @@ class ConcreteVocabulary(Vocabulary):
             changes[k] = f(k, x)
             k -= 1
         return _write(seq, changes)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def assuming(cond: Any) -> Iterator[None]:
+        yield
 
     @staticmethod
     def loop(n: int, carry: tuple, body: Callable[[tuple], tuple]) -> tuple:
@@ -437,6 +528,8 @@ class ConcreteVocabulary(Vocabulary):
         return all(0 <= i < n for i in sel)
 
     def sel_map(self, seq: Sequence[Any], sel: Any, f: Callable[[int, Any], Any]) -> Any:
+        if not self.sel_only_below(sel, len(seq)):
+            _strict_fail(f"selection beyond a {len(seq)}-entry table")
         return _write(seq, {k: f(k, seq[k]) for k in self._members(sel, len(seq))})
 
     @staticmethod

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from t1virtio import errors
+from t1virtio import logic
 from t1virtio.logic import Deferred
 from t1virtio.specs import clauses
+
+INDEX_SAFE = "MODEL-index-in-range"
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,22 @@ def first_failed(s: Step) -> str | None:
 
 
 def apply(s: Step, detail: str = "") -> tuple[Any, Any]:
-    """Return ``(new, out)`` of a concrete step, or raise the first failed guard's error."""
+    """Return ``(new, out)`` of a concrete step, or raise the first failed guard's error.
+
+    Deferred effects run strict: an index outside its table raises ``MODEL-index-in-range`` with
+    the site (a defect of the model: the index-safety proofs say it cannot happen).
+    """
     clause = first_failed(s)
     if clause is not None:
         raise errors.fail(clause, detail)
-    return s.new, s.out
+    strict, logic._STRICT[0] = logic._STRICT[0], True
+    try:
+        new = s.new
+    except logic.IndexOutOfTable as e:
+        raise errors.fail(INDEX_SAFE, str(e)) from None
+    finally:
+        logic._STRICT[0] = strict
+    return new, s.out
 
 
 def ok(L: Any, s: Step) -> Any:

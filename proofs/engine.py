@@ -126,6 +126,9 @@ def obligations(subjects: list[Subject]) -> list[Obligation]:
             out.append(Obligation(f"{s.component}:init⊢{inv.name}", s.component, inv.clause, s.preset,
                                   "init", s, None, inv))
         for op in s.ops:
+            if _indexes(s, op):
+                out.append(Obligation(f"{s.component}:{op.name}⊢index-safe", s.component, stp.INDEX_SAFE, s.preset,
+                                      "index", s, op, None))
             for inv in invs:
                 out.append(Obligation(f"{s.component}:{op.name}⊢{inv.name}", s.component, inv.clause,
                                       s.preset, "preserve", s, op, inv))
@@ -136,6 +139,77 @@ def obligations(subjects: list[Subject]) -> list[Obligation]:
             out.append(Obligation(f"{s.component}:{c.name}", s.component, c.clause, s.preset,
                                   "custom", s, None, c))
     return out
+
+
+_INDEXES: dict = {}
+
+
+def _indexes(s: Subject, op: Op) -> bool:
+    """Whether ``op`` uses a data-dependent table index (so it gets an ``⊢index-safe`` obligation); cached."""
+    key = (s.component, op.name, op.module, op.attr)
+    if key not in _INDEXES:
+        L = logic.z3_logic()
+        L.sites = []
+        try:
+            sp = op.fn(L, st.symbolize(s.template(), "probe", s.arrays), **_fresh_args(op, "probe"))
+            _ = sp.new
+            _INDEXES[key] = bool(L.sites)
+        finally:
+            L.sites = None
+    return _INDEXES[key]
+
+
+def index_custom(name: str, template: Callable[[], Any], fn: Callable[..., Any], args: dict,
+                 pre: Callable[[Any, Any, dict], list]) -> Custom:
+    """``name ⊢ index-safe`` for an operation proved through a custom obligation: from any state with
+    ``pre(L, state, args)``, whenever ``fn``'s guards hold every table index it uses is in range."""
+    op = Op(name, "", "", args)
+
+    def negated():
+        L = logic.z3_logic()
+        old = st.symbolize(template(), "old")
+        a = _fresh_args(op, "arg")
+        return _index_negation(L, name, lambda: fn(L, old, **a), old, a, pre(L, old, a))
+
+    def replay(cex):
+        return _index_replay(lambda L, s: fn(L, s, **cex["args"]), st.from_json(template(), cex["state"]))
+    return Custom(f"{name}⊢index-safe", stp.INDEX_SAFE, negated, replay)
+
+
+def _index_negation(L: Any, name: str, build_step: Callable[[], Any], old: Any, args: dict,
+                    pre: list) -> tuple[Any, Callable[[Any], dict]]:
+    L.sites = []
+    try:
+        sp = build_step()
+        ok = stp.ok(L, sp)
+        _ = sp.new                      # build the effects too
+        sites = L.sites
+    finally:
+        L.sites = None
+    if not sites:
+        raise NoIndex(f"{name}: the step uses no data-dependent table index")
+    neg = L.And(*pre, ok, L.Not(L.And(*[c for _, c in sites])))
+
+    def decode(m: Any) -> dict:
+        bad = [w for w, c in sites if L.z3.is_false(m.eval(c, model_completion=True))]
+        return {"state": st.to_json(st.decode(m, old)), "args": _decode_args(m, args), "sites": bad}
+    return neg, decode
+
+
+def _index_replay(build_step: Callable[[Any, Any], Any], state: Any) -> str | None:
+    """Run a step concretely; when its guards hold, build it again strict: an index outside its table
+    (in a guard or an effect) is ``MODEL-index-in-range``."""
+    L = logic.CONCRETE
+    if stp.first_failed(build_step(L, state)) is not None:
+        return None
+    strict, logic._STRICT[0] = logic._STRICT[0], True
+    try:
+        _ = build_step(L, state).new
+    except logic.IndexOutOfTable:
+        return stp.INDEX_SAFE
+    finally:
+        logic._STRICT[0] = strict
+    return None
 
 
 def _fresh_args(op: Op, prefix: str) -> dict:
@@ -178,6 +252,8 @@ def build(ob: Obligation) -> tuple[Any, Callable[[Any], dict]]:
         pre.append(s.assume(L, old))
     if ob.op.assume:
         pre.append(ob.op.assume(L, old, args))
+    if ob.kind == "index":
+        return _index_safety(L, ob, old, args, pre)
     sp = ob.op.fn(L, old, **args)
     ok = stp.ok(L, sp)
     new = L.If(ok, sp.new, old)
@@ -187,6 +263,16 @@ def build(ob: Obligation) -> tuple[Any, Callable[[Any], dict]]:
         post = ob.target.fn(L, old, args, ok, new, sp.out)
     neg = L.And(*pre, L.Not(post))
     return neg, lambda m: {"state": st.to_json(st.decode(m, old)), "args": _decode_args(m, args)}
+
+
+def _index_safety(L: Any, ob: Obligation, old: Any, args: dict, pre: list) -> tuple[Any, Callable[[Any], dict]]:
+    """``op ⊢ index-safe``: whenever the guards hold, every data-dependent table index the step uses
+    (in its guards and its effects, recorded as ``L.sites``) lies inside its table."""
+    return _index_negation(L, ob.name, lambda: ob.op.fn(L, old, **args), old, args, pre)
+
+
+class NoIndex(Exception):
+    """An index-safety obligation of a step that indexes nothing by data (reported as not applicable)."""
 
 
 def _equal_to(L: Any, sym: Any, conc: Any) -> list:
@@ -206,6 +292,9 @@ def solve(ob: Obligation, timeout_s: float = 30.0) -> Result:
         solver.set("timeout", int(timeout_s * 1000))
         solver.add(neg)
         r = solver.check()
+    except NoIndex as e:
+        return Result(ob.name, ob.component, "not-applicable", time.perf_counter() - t0, ob.preset, ob.clause,
+                      detail=str(e))
     except Exception as e:  # a defect in an obligation must show, not hide the others
         return Result(ob.name, ob.component, "error", time.perf_counter() - t0, ob.preset, ob.clause,
                       detail=f"{type(e).__name__}: {e}")
@@ -245,6 +334,10 @@ def replay(cex: dict) -> tuple[str | None, str]:
         if not inv.fn(L, state):
             return None, f"pre-state breaks {inv.name} ({inv.clause}): counterexample is not a reachable-state witness"
     args = cex["args"]
+    if ob.kind == "index":
+        clause = _index_replay(lambda L, st_: ob.op.fn(L, st_, **args), state)
+        return clause, f"{ob.op.name}({json.dumps(args)}): " + (
+            f"an index leaves its table at {', '.join(cex.get('sites', [])) or '?'}" if clause else "every index in range")
     sp = ob.op.fn(L, state, **args)
     failed = stp.first_failed(sp)
     ok = failed is None

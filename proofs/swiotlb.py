@@ -31,7 +31,7 @@ from dataclasses import replace
 from t1virtio import logic, state as st, step as stp
 from t1virtio.logic import CONCRETE
 from t1virtio.preset import SMALL
-from t1virtio.proofs.engine import Custom, Op, Subject, _decode_args, _fresh_args, check_clause
+from t1virtio.proofs.engine import Custom, Op, Subject, _decode_args, _fresh_args, check_clause, index_custom
 from t1virtio.specs import invariants, rules
 from t1virtio.specs.invariants import swiotlb as sinv
 from t1virtio.step import apply
@@ -394,4 +394,8 @@ SUBJECTS = [Subject(
              _rule_on_domain("alloc⊨rule_alloc_owned[size >= page]", "alloc", alloc, ALLOC_ARGS, "alloc_owned",
                              _d61_alloc),
              _release_undoes_take(),
-             _search_bound_suffices()))]
+             _search_bound_suffices(),
+             *[index_custom(name, _template, fn, args, lambda L, s, a: [
+                 *[inv.fn(L, s) for inv in invariants.of("swiotlb")], _unsigned_int_masks(L, s, a)])
+               for name, fn, args in (("take", take, TAKE_ARGS), ("find", find, FIND_ARGS), ("map", map_slots, MAP_ARGS),
+                                      ("alloc", alloc, ALLOC_ARGS), ("release", release, RELEASE_ARGS))]))]

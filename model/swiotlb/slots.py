@@ -182,9 +182,10 @@ def swiotlb_find_slots(L: Any, preset: Preset, s: PoolState, orig_addr: Any, all
     q = compute_request(L, preset, p, s, orig_addr, alloc_size, alloc_align_mask, min_align_mask, boundary_mask)
     searched: dict = {}
 
-    def area(c: int) -> AreaResult:                # each area is searched at most once
+    def area(c: int) -> AreaResult:                # each area is searched at most once, and only if it exists
         if c not in searched:
-            searched[c] = search_area(L, preset, p, s, c, q)
+            with L.assuming(L.ULT(c, s.nareas)):
+                searched[c] = search_area(L, preset, p, s, c, q)
         return searched[c]
     first = cpu & (s.nareas - 1)
 
@@ -302,7 +303,7 @@ def following_free(L: Any, preset: Preset, s: PoolState, index: Any, nslots: Any
     """``list[index + nslots]`` when that slot is in the same segment, else 0 (release step 2)."""
     seg = preset.io_tlb_segsize
     seg_end = u64(L, index + seg) & L.BitNot(seg - 1, 64)          # ALIGN(index + 1, SEGSIZE)
-    return L.If(L.ULT(index + nslots, seg_end), L.at(s.list, index + nslots), const(L, 0))
+    return L.If(L.ULT(index + nslots, seg_end), L.at_or(s.list, index + nslots, const(L, 0)), const(L, 0))
 
 
 def swiotlb_release_slots(L: Any, preset: Preset, s: PoolState, tlb_addr: Any, min_align_mask: Any = 0,
