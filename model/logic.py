@@ -450,9 +450,14 @@ class ConcreteVocabulary(Vocabulary):
 
     @staticmethod
     def _range(seq: Sequence[Any], lo: int, n: int) -> range:
-        if n > 0 and (lo < 0 or lo + n > len(seq)):
-            _strict_fail(f"range {lo}..{lo + n - 1} of a {len(seq)}-entry table")
-        return range(max(lo, 0), min(lo + n, len(seq))) if n > 0 else range(0)
+        if n <= 0:
+            return range(0)
+        end = lo + n
+        size = len(seq)
+        if lo < 0 or end > size:
+            _strict_fail(f"range {lo}..{end - 1} of a {size}-entry table")
+            return range(max(lo, 0), min(end, size))
+        return range(lo, end)
 
     def fill(self, seq: Sequence[Any], lo: Any, n: Any, v: Any) -> Any:
         return _write(seq, {k: v for k in self._range(seq, lo, n)})
@@ -474,8 +479,9 @@ class ConcreteVocabulary(Vocabulary):
         if start > len(seq):
             _strict_fail(f"walk back from {start} in a {len(seq)}-entry table")
         k = start - 1 if start <= len(seq) else -1
+        entries = seq._reroot() if isinstance(seq, Table) else seq      # read the newest version's list directly
         while k >= 0:
-            x = seq[k]
+            x = entries[k]
             if not go(k, x):
                 break
             changes[k] = f(k, x)
@@ -483,9 +489,8 @@ class ConcreteVocabulary(Vocabulary):
         return _write(seq, changes)
 
     @staticmethod
-    @contextlib.contextmanager
-    def assuming(cond: Any) -> Iterator[None]:
-        yield
+    def assuming(cond: Any) -> Any:
+        return _NO_PATH
 
     @staticmethod
     def loop(n: int, carry: tuple, body: Callable[[tuple], tuple]) -> tuple:
@@ -535,6 +540,9 @@ class ConcreteVocabulary(Vocabulary):
     @staticmethod
     def wrap(x: Any, bits: int) -> Any:
         return x % (1 << bits)
+
+
+_NO_PATH = contextlib.nullcontext()
 
 
 class Deferred:

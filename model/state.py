@@ -6,6 +6,7 @@ A field declared with ``bits(w)`` is a ``w``-bit vector in proofs; other ints ar
 from __future__ import annotations
 
 import dataclasses
+import operator
 from typing import Any
 
 from t1virtio.table import Table
@@ -107,3 +108,19 @@ def from_json(template: Any, data: Any) -> Any:
     if isinstance(template, bool):
         return bool(data)
     return data
+
+
+def evolve(obj: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` for the frozen slotted states of transitions, without its per-call field scan."""
+    cls = type(obj)
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        shape = _SHAPES[cls] = (cls.__slots__, operator.attrgetter(*cls.__slots__))
+    new = object.__new__(cls)
+    put = object.__setattr__
+    for name, value in zip(shape[0], shape[1](obj)):
+        put(new, name, changes.get(name, value))
+    return new
+
+
+_SHAPES: dict = {}

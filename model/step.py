@@ -45,8 +45,13 @@ Step.new = property(_new, lambda self, v: self.__dict__.__setitem__("new", v))
 def step(guards: list | tuple, new: Any, out: Any = None) -> Step:
     """Build a ``Step``; every guard must cite a registered clause (KeyError names an unknown one)."""
     for _, clause in guards:
-        clauses.get(clause)
+        if clause not in _KNOWN:
+            clauses.get(clause)
+            _KNOWN.add(clause)
     return Step(tuple(guards), new, out)
+
+
+_KNOWN: set = set()          # clause ids already checked by ``step``
 
 
 def first_failed(s: Step) -> str | None:

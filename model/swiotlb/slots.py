@@ -18,11 +18,12 @@ Every function takes the ``Preset`` (segment size, table lengths) and an optiona
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from t1virtio.logic import CONCRETE
 from t1virtio.preset import Preset
+from t1virtio.state import evolve
 from t1virtio.step import Step, apply, step
 from t1virtio.swiotlb import policy as pol
 from t1virtio.swiotlb import pool
@@ -230,7 +231,7 @@ def occupy_run(L: Any, preset: Preset, s: PoolState, index: Any, nslots: Any, al
         after = index - s.area_nslabs * c + nslots
         return L.If(L.ULT(after, s.area_nslabs), after, const(L, 0))
     top = u64(L, alloc_size - offset + index * IO_TLB_SIZE)      # what slot 0 would record
-    return replace(
+    return evolve(
         s, list=relink_preceding(L, preset, lst, index, const(L, 0)),
         alloc_size=L.map_range(s.alloc_size, index, nslots, lambda k, x: u64(L, top - k * IO_TLB_SIZE)),
         head=L.fill(s.head, index, nslots, index),
@@ -243,7 +244,7 @@ def occupy_run(L: Any, preset: Preset, s: PoolState, index: Any, nslots: Any, al
 def record_orig(L: Any, preset: Preset, s: PoolState, index: Any, nslots: Any, orig_addr: Any) -> PoolState:
     """Slot ``index + j`` of a streaming mapping records ``orig_addr + j * IO_TLB_SIZE`` (§1.6 step 5)."""
     base = u64(L, orig_addr - index * IO_TLB_SIZE)                # what slot 0 would record
-    return replace(s, orig_addr=L.map_range(s.orig_addr, index, nslots, lambda k, x: u64(L, base + k * IO_TLB_SIZE)))
+    return evolve(s, orig_addr=L.map_range(s.orig_addr, index, nslots, lambda k, x: u64(L, base + k * IO_TLB_SIZE)))
 
 
 def select(L: Any, i: Any, values: list) -> Any:
@@ -331,7 +332,7 @@ def swiotlb_release_slots(L: Any, preset: Preset, s: PoolState, tlb_addr: Any, m
 
     def release() -> PoolState:
         lst = L.map_range(s.list, index, nslots, lambda k, x: count + (index + nslots - k))
-        return replace(
+        return evolve(
             s, list=relink_preceding(L, preset, lst, index, count + nslots),
             orig_addr=L.fill(s.orig_addr, index, nslots, const(L, INVALID_PHYS_ADDR)),
             alloc_size=L.fill(s.alloc_size, index, nslots, const(L, 0)),
