@@ -108,7 +108,7 @@ def _walk_args(L, s, a):
     return L.And(_u32(L, a["length"]), _u16(L, a["next"]))
 
 
-assert split.SEL_BITS == N, "a selection bitmask has one bit per descriptor of the proofs' queue"
+assert split.SEL_BITS == N + 1, "a selection bitmask: one bit per descriptor of the proofs' queue, one outside it"
 ADD_ARGS = {"head": "int", "sel": split.SEL_BITS, "n_out": "int", "n_in": "int", "total": "int", "wlen": "int",
             "indirect_used": "bool"}
 

@@ -352,8 +352,8 @@ def test_largest_queue_size():
 
 def test_selection_as_a_set_or_a_bitmask():
     """The core add_buf takes the chosen descriptors as a set of indices (what the concrete driver passes) or as an
-    int bitmask (counterexample files); both allocate and later free the same descriptors, and a wrong count or a
-    descriptor in use is refused either way."""
+    int bitmask (counterexample files); both allocate and later free the same descriptors, and a wrong count, a
+    descriptor in use or one outside the table is refused either way."""
     from t1virtio.logic import CONCRETE
     from t1virtio.step import apply, first_failed
     d = split.driver_init(SIZE, False, False)
@@ -363,6 +363,8 @@ def test_selection_as_a_set_or_a_bitmask():
         assert list(s.in_use) == [False, True, False, True] and s.chain_of[3] == 1 and s.num_free == 2
         assert first_failed(split.add_buf(CONCRETE, s, sel=frozenset({3, 0}), **{**args, "head": 0})) == split.ALLOC
         assert first_failed(split.add_buf(CONCRETE, s, sel=frozenset({0}), **{**args, "head": 0})) == split.ALLOC
+        for outside in (frozenset({0, 2, SIZE}), 0b10101 | 1 << SIZE):
+            assert first_failed(split.add_buf(CONCRETE, s, sel=outside, **{**args, "head": 0})) == split.ALLOC
         back = apply(split.get_used(CONCRETE, s, used_idx=1, id=1, length=4))[0]
         assert not any(back.in_use) and back.num_free == SIZE
     assert list(d.in_use) == [False] * SIZE, "the old state is unchanged"

@@ -59,8 +59,9 @@ DEV_LEN = "VIRTIO/model/device#used-len"
 
 # A selection of descriptors (``add_buf``'s ``sel``, a chain's record) is a set of table indices: concretely a
 # frozenset (an int bitmask is accepted too, as in older counterexample files), in proofs a bitmask of one bit
-# per descriptor of the proofs' queue size.
-SEL_BITS = SMALL.queue_size
+# per descriptor of the proofs' queue size and one more, so the proofs also cover a selection naming an index
+# outside the table (``add_buf`` refuses it).
+SEL_BITS = SMALL.queue_size + 1
 
 
 # ---------------------------------------------------------------- layout (§2.7, §2.7.1)
@@ -227,8 +228,8 @@ def add_buf(L: Any, d: DriverRing, head: Any, sel: Any, n_out: Any, n_in: Any, t
     """Expose a buffer of ``n_out`` readable and ``n_in`` writable elements (§2.7.13 steps 1-5).
 
     ``sel`` is the selection of descriptors the allocator chose (the head alone for an indirect
-    table): concretely a set of indices (or an int bitmask), in proofs a bitmask; indices outside the
-    table are ignored. The buffer has ``total`` bytes of which ``wlen`` are device-writable. The head
+    table): concretely a set of indices (or an int bitmask), in proofs a bitmask; an index outside the
+    table is refused. The buffer has ``total`` bytes of which ``wlen`` are device-writable. The head
     goes into the next available slot and ``idx`` advances (Linux publishes ``idx`` on every add).
     Concretely the step touches the selected descriptors only, and a refused step nothing.
     """
@@ -238,7 +239,7 @@ def add_buf(L: Any, d: DriverRing, head: Any, sel: Any, n_out: Any, n_in: Any, t
     guards = [(L.And(L.ULE(1, n), L.ULE(n, size), L.ULE(0, n_out), L.ULE(0, n_in),
                      L.ULE(0, wlen), L.ULE(wlen, total), L.ULE(total, chain.U32_MAX)), SG_COUNT),
               (L.ULE(used, d.num_free), NO_SPACE),
-              (L.And(L.ULE(0, head), L.ULT(head, size), sel_has_at(L, sel, head, size),
+              (L.And(L.ULE(0, head), L.ULT(head, size), sel_has_at(L, sel, head, size), L.sel_only_below(sel, size),
                      L.sel_all(sel, size, lambda i: L.Not(L.at(d.in_use, i))),
                      L.sel_count(sel, size) == used,
                      L.Implies(indirect_used, L.And(d.indirect, L.ULT(1, n)))), ALLOC)]

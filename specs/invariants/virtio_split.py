@@ -67,14 +67,16 @@ def inv_driver_chains(L, d):
 
 @_both("VIRTIO/model/ownership#chain")
 def inv_driver_chain_record(L, d):
-    """Each head in flight records its chain (``chain_sel``): exactly the descriptors in use whose ``chain_of`` is it.
+    """Each head in flight records its chain (``chain_sel``): exactly the descriptors in use whose ``chain_of`` is it
+    (and no index outside the table).
 
     So freeing a chain from its record (``free_chain``, which touches only the chain concretely) frees what
     the whole-table form ``in_use[i] and chain_of[i] == head`` names.
     """
     return L.all_idx(d.size, lambda h: L.Implies(
         L.And(d.in_use[h], d.chain_of[h] == h),
-        L.all_idx(d.size, lambda i: L.sel_has(d.chain_sel[h], i) == L.And(d.in_use[i], d.chain_of[i] == h))))
+        L.And(L.sel_only_below(d.chain_sel[h], d.size),
+              L.all_idx(d.size, lambda i: L.sel_has(d.chain_sel[h], i) == L.And(d.in_use[i], d.chain_of[i] == h)))))
 
 
 @_both("VIRTIO/model/ownership#in-flight")

@@ -39,7 +39,7 @@ def rule_add_buf_moves_chosen_descriptors(L, old, args, ok, new, out):
     picked = [L.sel_has(sel, i) for i in range(old.size)]
     legal = L.And(L.ULE(1, n), L.ULE(n, old.size), L.ULE(0, n_out), L.ULE(0, n_in), L.ULE(0, args["wlen"]),
                   L.ULE(args["wlen"], args["total"]), L.ULE(args["total"], U32_MAX), L.ULE(used, old.num_free),
-                  L.any_idx(old.size, lambda i: L.And(head == i, picked[i])),
+                  L.any_idx(old.size, lambda i: L.And(head == i, picked[i])), L.sel_only_below(sel, old.size),
                   L.all_idx(old.size, lambda i: L.Implies(picked[i], L.Not(old.in_use[i]))),
                   sum(L.If(p, 1, 0) for p in picked) == used,
                   L.Implies(args["indirect_used"], L.And(old.indirect, L.ULT(1, n))))
