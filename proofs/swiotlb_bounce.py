@@ -17,6 +17,7 @@ from t1virtio.proofs.engine import Op, Subject
 from t1virtio.specs import invariants
 from t1virtio.step import apply
 from t1virtio.swiotlb import bounce
+from t1virtio.swiotlb import policy as pol
 from t1virtio.swiotlb import pool as swpool
 
 M = "t1virtio.proofs.swiotlb_bounce"
@@ -29,12 +30,13 @@ swpool.register_geometry(TINY)
 
 
 def _template():
-    state, _ = apply(swpool.swiotlb_init_pool(CONCRETE, SMALL, 0, SMALL.pool_nslabs, 2))
+    # the shape only; built with the default policy's pool rules whatever policy a mutant makes current
+    state, _ = apply(swpool.swiotlb_init_pool(CONCRETE, SMALL, 0, SMALL.pool_nslabs, 2, policy=pol.V6_1))
     return state
 
 
 def _tiny_template():
-    state, _ = apply(swpool.swiotlb_init_pool(CONCRETE, TINY, 0, TINY.pool_nslabs, 1))
+    state, _ = apply(swpool.swiotlb_init_pool(CONCRETE, TINY, 0, TINY.pool_nslabs, 1, policy=pol.V6_1))
     return state
 
 
