@@ -63,12 +63,33 @@ def inv_area_used(L, s):
     return L.And(*area_used_parts(L, s))
 
 
+def _count_bits(L, s) -> int:
+    """Bits that hold any area's count once every run is at most a segment: ``len(list) * segsize`` fits."""
+    return (len(s.list) * pool.preset_of(s).io_tlb_segsize).bit_length() + 1
+
+
+def _narrow_sum(L, terms: list, bits: int):
+    """``sum(terms)`` as a 64-bit value, added in ``bits``-bit words (each term below ``2**bits``, the total
+    too): the same number, at a fraction of the adder width for z3. Concretely the plain sum."""
+    if not L.symbolic:
+        return sum(terms)
+    z3 = L.z3
+    total = sum((z3.Extract(bits - 1, 0, t) for t in terms), z3.BitVecVal(0, bits))
+    return z3.ZeroExt(pool.W - bits, total)
+
+
 def area_used_parts(L, s) -> list:
-    """The conjuncts of SWIOTLB-used, one per area."""
-    zero = pool.const(L, 0)
-    return [L.Implies(L.ULT(a, s.nareas), s.area_used[a] == sum(
-        (L.If(pool.in_area(L, s, a, k), s.run[k], zero) for k in range(len(s.list))), zero))
-        for a in range(len(s.area_used))]
+    """The conjuncts of SWIOTLB-used, one per area: every run starting in the area is at most a segment
+    long, and ``used`` is their total (so the total fits in ``_count_bits`` bits, where it is added)."""
+    P = pool.preset_of(s)
+    zero, seg, bits = pool.const(L, 0), P.io_tlb_segsize, _count_bits(L, s)
+    out = []
+    for a in range(len(s.area_used)):
+        inside = [pool.in_area(L, s, a, k) for k in range(len(s.list))]
+        short = L.And(*[L.Implies(i, L.ULE(s.run[k], seg)) for k, i in enumerate(inside)])
+        total = _narrow_sum(L, [L.If(i, s.run[k], zero) for k, i in enumerate(inside)], bits)
+        out.append(L.Implies(L.ULT(a, s.nareas), L.And(short, s.area_used[a] == total)))
+    return out
 
 
 def _same_allocation_next(L, s, k: int, h):
