@@ -1,4 +1,11 @@
-"""Message-queue machine: the model against a plain deque, with hostile sizes and thresholds."""
+"""Message-queue machine: the model against a plain reference queue, with hostile callers.
+
+The reference (``ReferenceQueue``) is written the way gunyah-hypervisor@36ca3a2 msgqueue.c and the
+vGIC delivery state read (a deque, plain ints and bools, imperative): assertions only on transitions,
+lazy deassertion at EOI, lines bound late start unasserted. Callers pass hostile sizes, reserved
+flags, out-of-range thresholds and holdoffs, buffers on unmapped or read-only/write-only pages, and
+run the object's lifecycle (destroy, create, configure, activate) at any point.
+"""
 from __future__ import annotations
 
 from collections import deque
@@ -7,66 +14,296 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from t1virtio import errors
-from t1virtio.hyp.msgq import DEPTH, KEEP, MessageQueue
+from t1virtio.hyp.memview import NO_RIGHT
+from t1virtio.hyp.msgq import DEPTH, KEEP, LINES, MSGQ_PUSH, MessageQueue
 from t1virtio.machines.common import check_invariants, checked_call
 from t1virtio.preset import SMALL
 
+PAGE = 8
+R, W = 4, 2
+PAGE_RIGHTS = (R | W, R | W, R, W, 0, R | W)      # page 4 unmapped; 2 read-only, 3 write-only
+MEM = PAGE * len(PAGE_RIGHTS)
+
+# Which clause a disagreement with the reference is reported under, per operation.
+REFERENCE_CLAUSE = {"send": "HYP-MSGQ-send-rule", "receive": "HYP-MSGQ-receive-rule",
+                    "flush": "HYP-MSGQ-flush-rule", "configure_send": "HYP-MSGQ-threshold-rule",
+                    "configure_receive": "HYP-MSGQ-threshold-rule", "bind": "HYP-MSGQ-bind-rule",
+                    "unbind": "HYP-MSGQ-bind-rule", "deliver": "HYP-MSGQ-deliver", "eoi": "HYP-MSGQ-check-pending",
+                    "configure": "HYP-MSGQ-lifecycle-rule", "activate": "HYP-MSGQ-lifecycle-rule",
+                    "destroy": "HYP-MSGQ-lifecycle-rule", "create": "HYP-MSGQ-lifecycle-rule"}
+
+
+class PagedView:
+    """A caller's view of ``MEM`` bytes in pages of ``PAGE`` with fixed rights (R 4, W 2)."""
+
+    def __init__(self, mem: bytearray):
+        self.mem = mem
+
+    def _check(self, addr: int, n: int, right: int) -> None:
+        if addr < 0 or addr + n > MEM or any(not PAGE_RIGHTS[p] & right for p in range(addr // PAGE, (addr + n - 1) // PAGE + 1)):
+            raise errors.fail(NO_RIGHT, f"{n} bytes at {addr}")
+
+    def read(self, addr: int, n: int) -> bytes:
+        self._check(addr, n, R)
+        return bytes(self.mem[addr:addr + n])
+
+    def write(self, addr: int, data: bytes) -> None:
+        self._check(addr, len(data), W)
+        self.mem[addr:addr + len(data)] = data
+
+
+def _allowed(addr: int, n: int, right: int) -> bool:
+    """The reference's own rights check (pages of [addr, addr+n) all carry ``right``)."""
+    return 0 <= addr and addr + n <= MEM and all(PAGE_RIGHTS[(addr + k) // PAGE] & right for k in range(n))
+
+
+class Refused(Exception):
+    """The reference refuses a call; the message is the Gunyah error name."""
+
+
+class RefLine:
+    def __init__(self) -> None:
+        self.bound = self.level = self.edge = self.active = False
+
+    def assert_(self) -> None:
+        if self.bound:
+            self.level = self.edge = True
+
+    def bits(self) -> tuple:
+        return (self.bound, self.level, self.edge, self.active)
+
+
+class ReferenceQueue:
+    """A plain msgqueue object: lifecycle, deque, thresholds, two level-triggered lines."""
+
+    def __init__(self) -> None:
+        self.phase, self.depth, self.max_size = "init", 0, 0
+        self.q: deque[bytes] = deque()
+        self.notfull = self.notempty = 0
+        self.lines = {"tx": RefLine(), "rx": RefLine()}
+
+    def _active(self) -> None:
+        if self.phase != "active":
+            raise Refused("OBJECT_STATE")
+
+    def cond(self, line: str) -> bool:
+        return len(self.q) <= self.notfull if line == "tx" else len(self.q) >= self.notempty
+
+    def configure(self, depth: int, max_size: int) -> None:
+        if self.phase != "init":
+            raise Refused("OBJECT_STATE")
+        if not (1 <= depth <= SMALL.msgq_max_depth and 1 <= max_size <= SMALL.msgq_max_msg_size):
+            raise Refused("ARGUMENT_INVALID")
+        self.depth, self.max_size = depth, max_size
+
+    def activate(self) -> None:
+        if self.phase != "init":
+            raise Refused("OBJECT_STATE")
+        if self.depth == 0 or self.max_size == 0:
+            raise Refused("OBJECT_CONFIG")
+        self.phase, self.notfull, self.notempty = "active", self.depth - 1, 1
+
+    def destroy(self) -> None:
+        if self.phase == "destroyed":
+            raise Refused("OBJECT_STATE")
+        self.phase = "destroyed"
+        self.q.clear()
+        self.lines = {"tx": RefLine(), "rx": RefLine()}
+
+    def send(self, data: bytes, flags: int, readable: bool) -> bool:
+        self._active()
+        if flags & ~MSGQ_PUSH:
+            raise Refused("ARGUMENT_INVALID")
+        if len(self.q) == self.depth:
+            raise Refused("MSGQUEUE_FULL")
+        if not 1 <= len(data) <= self.max_size:
+            raise Refused("ARGUMENT_SIZE")
+        if not readable:
+            raise Refused("ADDR_INVALID")
+        self.q.append(data)
+        if flags & MSGQ_PUSH or len(self.q) == self.notempty:
+            self.lines["rx"].assert_()
+        return len(self.q) != self.depth
+
+    def receive(self, bufsize: int, writable) -> tuple[bytes, bool]:
+        self._active()
+        if not self.q:
+            raise Refused("MSGQUEUE_EMPTY")
+        if len(self.q[0]) > bufsize:
+            raise Refused("ADDR_OVERFLOW")
+        if not writable(len(self.q[0])):
+            raise Refused("ADDR_INVALID")
+        data = self.q.popleft()
+        if len(self.q) == self.notfull:
+            self.lines["tx"].assert_()
+        return data, bool(self.q)
+
+    def flush(self) -> None:
+        self._active()
+        if self.q:
+            self.lines["tx"].assert_()
+            self.lines["rx"].level = False
+        self.q.clear()
+
+    def configure_line(self, line: str, thd: int, holdoff: int) -> None:
+        if holdoff != -1:
+            raise Refused("UNIMPLEMENTED")
+        self._active()
+        if thd == KEEP:
+            return
+        if line == "tx":
+            if not 0 <= thd < self.depth:
+                raise Refused("ARGUMENT_INVALID")
+            self.notfull = thd
+        else:
+            if thd == DEPTH:
+                thd = self.depth
+            if not 1 <= thd <= self.depth:
+                raise Refused("ARGUMENT_INVALID")
+            self.notempty = thd
+        ln = self.lines[line]
+        if self.cond(line):
+            ln.assert_()
+        else:
+            ln.level = False
+
+    def bind(self, line: str) -> None:
+        self._active()
+        if self.lines[line].bound:
+            raise Refused("VIRQ_BOUND")
+        self.lines[line] = RefLine()
+        self.lines[line].bound = True
+
+    def unbind(self, line: str) -> None:
+        self._active()
+        self.lines[line] = RefLine()
+
+    def deliver(self, line: str) -> bool:
+        ln = self.lines[line]
+        if not (ln.bound and ln.level) or ln.active:
+            return False
+        ln.active, ln.edge = True, False
+        return True
+
+    def eoi(self, line: str) -> bool:
+        ln = self.lines[line]
+        if not ln.active:
+            return False
+        ln.active = False
+        if not (ln.edge or self.cond(line)):
+            ln.level = False
+        return True
+
+
+_HOLDOFF = st.sampled_from([-1, -1, -1, -1, 0, 1])
+
 
 class MsgqMachine(RuleBasedStateMachine):
-    """Sends, receives, flushes and re-configures one queue; every result is compared with a deque."""
+    """Lifecycle, sends, receives, flushes, thresholds, line bind/unbind/deliver/EOI; all compared with the reference."""
 
     @initialize(depth=st.integers(1, SMALL.msgq_max_depth), max_size=st.integers(1, SMALL.msgq_max_msg_size))
     def create(self, depth, max_size):
         self.q = MessageQueue(SMALL, depth, max_size)
-        self.ref: deque[bytes] = deque()
+        self.ref = ReferenceQueue()
+        self.ref.configure(depth, max_size)
+        self.ref.activate()
+        self.mem = bytearray(MEM)
+        self.view = PagedView(self.mem)
+        for line in LINES:
+            self._call("bind", {}, lambda: self.q.bind(line), lambda: self.ref.bind(line), line=line)
+
+    def _call(self, op: str, args: dict, model_call, ref_call, line: str | None = None, rule_op: str | None = None):
+        got: list = []
+        name = rule_op or (f"{op}_{line}" if line else op)
+        ok, err = checked_call("msgq", name, self.q, lambda: got.append(model_call()), args)
+        try:
+            expected, ref_ok = ref_call(), True
+        except Refused as e:
+            expected, ref_ok = str(e), False
+        if ok != ref_ok or (ok and got[0] != expected):
+            model = f"OK {got[0]!r}" if ok else str(err)
+            ref = f"OK {expected!r}" if ref_ok else expected
+            raise errors.InvariantViolation(REFERENCE_CLAUSE[op], f"{name}({args}): model {model}, reference {ref}")
+        self._compare(op)
+        return ok, err
+
+    def _compare(self, op: str) -> None:
+        s, r = self.q.state, self.ref
+        model = (s.lifecycle, s.count, s.notfull_thd if s.lifecycle == 1 else None,
+                 s.notempty_thd if s.lifecycle == 1 else None,
+                 tuple((ln.bound, ln.level, ln.edge, ln.active) for ln in (s.tx, s.rx)))
+        ref = ({"init": 0, "active": 1, "destroyed": 2}[r.phase], len(r.q), r.notfull if r.phase == "active" else None,
+               r.notempty if r.phase == "active" else None, tuple(r.lines[x].bits() for x in LINES))
+        if model != ref:
+            raise errors.InvariantViolation(REFERENCE_CLAUSE[op], f"after {op}: model {model}, reference {ref}")
 
     @rule(data=st.binary(min_size=0, max_size=SMALL.msgq_max_msg_size + 2), push=st.booleans(),
-          reserved=st.sampled_from([0, 0, 0, 2, 1 << 63]))
-    def send(self, data, push, reserved):
+          reserved=st.sampled_from([0, 0, 0, 2, 1 << 63]), addr=st.sampled_from([0, 0, 0, 4, 12, 20, 28, 36, 44]))
+    def send(self, data, push, reserved, addr):
         flags = int(push) | reserved
-        ok, err = checked_call("msgq", "send", self.q, lambda: self.q.send(data, flags=flags),
-                               {"size": len(data), "flags": flags})
-        legal = reserved == 0 and len(self.ref) < self.q.state.depth and 1 <= len(data) <= self.q.state.max_size
-        assert ok == legal, f"send of {len(data)} bytes accepted={ok}, expected {legal}: {err}"
-        if ok:
-            self.ref.append(data)
-            assert self.q.last_out == (len(self.ref) < self.q.state.depth)
+        n = len(data)
+        self.mem[addr:addr + n] = data[:max(0, MEM - addr)]
+        readable = _allowed(addr, n, R)
+        self._call("send", {"size": n, "flags": flags, "readable": readable},
+                   lambda: self.q.send_from(self.view, addr, n, flags=flags),
+                   lambda: self.ref.send(bytes(data), flags, readable))
 
-    @rule(short=st.integers(0, 3))
-    def receive(self, short):
-        bufsize = self.q.state.max_size - short
-        got: list = []
-        ok, err = checked_call("msgq", "receive", self.q, lambda: got.append(self.q.receive(bufsize)),
-                               {"bufsize": bufsize})
-        if not self.ref:
-            assert isinstance(err, errors.Exhausted), f"receive on an empty queue gave {err}"
-            return
-        if len(self.ref[0]) > bufsize:
-            assert isinstance(err, errors.CallerError) and err.clause == "HYP-MSGQ-overflow", err
-            return
-        assert ok, err
-        data, not_empty = got[0]
-        assert data == self.ref.popleft(), "message bytes differ from what was sent (FIFO, unmodified)"
-        assert not_empty == bool(self.ref)
+    @rule(short=st.integers(0, 3), addr=st.sampled_from([0, 0, 0, 8, 12, 20, 28, 36, 44]))
+    def receive(self, short, addr):
+        s = self.q.state
+        bufsize = s.max_size - short
+        head = len(self.ref.q[0]) if self.ref.q else 0
+        writable = _allowed(addr, head, W)
+        ok, _ = self._call("receive", {"bufsize": bufsize, "writable": writable},
+                           lambda: self.q.receive_into(self.view, addr, bufsize),
+                           lambda: self.ref.receive(bufsize, lambda k: _allowed(addr, k, W)))
+        if ok:
+            data = self.q.payloads[s.head]
+            assert bytes(self.mem[addr:addr + len(data)]) == data, "the caller's buffer does not hold the message"
 
     @rule()
     def flush(self):
-        checked_call("msgq", "flush", self.q, self.q.flush, {})
-        self.ref.clear()
+        self._call("flush", {}, self.q.flush, self.ref.flush)
 
-    @rule(thd=st.integers(-3, SMALL.msgq_max_depth + 1))
-    def configure_send(self, thd):
-        checked_call("msgq", "configure_send", self.q, lambda: self.q.configure_send(thd), {"notfull_thd": thd})
+    @rule(thd=st.integers(-3, SMALL.msgq_max_depth + 1), holdoff=_HOLDOFF)
+    def configure_send(self, thd, holdoff):
+        self._call("configure_send", {"notfull_thd": thd, "holdoff": holdoff},
+                   lambda: self.q.configure_send(thd, holdoff), lambda: self.ref.configure_line("tx", thd, holdoff))
 
-    @rule(thd=st.sampled_from([KEEP, DEPTH, -3, 0, 1, 2, 3, 4, 5]))
-    def configure_receive(self, thd):
-        checked_call("msgq", "configure_receive", self.q, lambda: self.q.configure_receive(thd),
-                     {"notempty_thd": thd})
+    @rule(thd=st.sampled_from([KEEP, KEEP, DEPTH, -3, 0, 1, 2, 3, 4, 5]), holdoff=_HOLDOFF)
+    def configure_receive(self, thd, holdoff):
+        self._call("configure_receive", {"notempty_thd": thd, "holdoff": holdoff},
+                   lambda: self.q.configure_receive(thd, holdoff), lambda: self.ref.configure_line("rx", thd, holdoff))
+
+    @rule(line=st.sampled_from(LINES), action=st.sampled_from(["bind", "bind", "unbind"]))
+    def binding(self, line, action):
+        if action == "bind":
+            self._call("bind", {}, lambda: self.q.bind(line), lambda: self.ref.bind(line), line=line)
+        else:
+            self._call("unbind", {}, lambda: self.q.unbind(line), lambda: self.ref.unbind(line), line=line)
+
+    @rule(line=st.sampled_from(LINES), action=st.sampled_from(["deliver", "eoi"]))
+    def interrupt(self, line, action):
+        self._call(action, {}, lambda: getattr(self.q, action)(line), lambda: getattr(self.ref, action)(line),
+                   line=line)
+
+    @rule(action=st.sampled_from(["destroy", "create", "configure", "activate", "activate"]),
+          depth=st.integers(-1, SMALL.msgq_max_depth + 1), max_size=st.integers(0, SMALL.msgq_max_msg_size + 1))
+    def lifecycle(self, action, depth, max_size):
+        """Destroy the object, create a fresh one, configure (hostile sizes) or activate it, at any point."""
+        if action == "create":
+            self.q, self.ref = MessageQueue(SMALL), ReferenceQueue()
+            self._compare("create")
+        elif action == "configure":
+            self._call("configure", {"depth": depth, "max_size": max_size},
+                       lambda: self.q.configure(depth, max_size), lambda: self.ref.configure(depth, max_size))
+        else:
+            self._call(action, {}, getattr(self.q, action), getattr(self.ref, action))
 
     @invariant()
     def invariants_hold(self):
         check_invariants("msgq", self.q.state)
-        assert self.q.state.count == len(self.ref), "queue length differs from the reference deque"
+        assert self.q.state.count == len(self.ref.q), "queue length differs from the reference deque"
 
 
 MACHINES = {"msgq": MsgqMachine}

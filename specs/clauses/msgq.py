@@ -1,7 +1,9 @@
-"""Clauses of the hypervisor message queue (Gunyah msgqueue; facts/upstream.md §3.1, §6.4)."""
+"""Clauses of the hypervisor message queue (Gunyah msgqueue; facts/upstream.md §3.0, §3.1, §6.4)."""
 from . import register
 
 _SRC = "gunyah-hypervisor@36ca3a2 hyp/ipc/msgqueue; docs/api/gunyah_api.md"
+_OBJ = "gunyah-hypervisor@36ca3a2 object lifecycle (facts §3.0); hyp/ipc/msgqueue"
+_VIC = "gunyah-hypervisor@36ca3a2 hyp/ipc/msgqueue (bind/unbind, check_pending); hyp/interfaces/virq; hyp/vm/vgic"
 
 register([
     ("HYP-MSGQ-configure", "caller", _SRC, "msgqueue_configure",
@@ -21,21 +23,57 @@ register([
     ("HYP-MSGQ-notempty-thd", "caller", _SRC, "msgqueue_configure_receive",
      "the not-empty threshold must be 1..depth, -2 for depth, or -1 to keep it (ARGUMENT_INVALID)"),
     ("HYP-MSGQ-count", "invariant", _SRC, "msgqueue state",
-     "0 <= count <= depth <= 255, the head slot lies in the ring, 1 <= max size <= 1023"),
+     "0 <= count <= depth <= 255, the head slot lies in the ring of an active queue, sent - received == count"),
     ("HYP-MSGQ-fifo", "invariant", _SRC, "msgqueue ring",
      "queued messages are the ones sent and not yet received, oldest at the head (FIFO, exactly once)"),
     ("HYP-MSGQ-msg-size", "invariant", _SRC, "msgqueue ring",
      "every queued message is 1..max_msg_size bytes"),
     ("HYP-MSGQ-thresholds", "invariant", _SRC, "msgqueue thresholds",
-     "0 <= notfull_thd < depth and 1 <= notempty_thd <= depth"),
+     "on an active queue 0 <= notfull_thd < depth and 1 <= notempty_thd <= depth"),
     ("HYP-MSGQ-rx-virq", "invariant", _SRC, "receive VIRQ check_pending",
-     "the receiver's not-empty VIRQ is pending whenever count >= notempty_thd, and only while a message is queued"),
+     "a bound receive line whose condition count >= notempty_thd holds is asserted (unless bound late and not signalled since)"),
     ("HYP-MSGQ-tx-virq", "invariant", _SRC, "send VIRQ check_pending",
-     "the sender's not-full VIRQ is pending exactly while count <= notfull_thd (level)"),
+     "a bound send line whose condition count <= notfull_thd holds is asserted (unless bound late and not signalled since)"),
     ("HYP-MSGQ-send-rule", "rule", _SRC, "msgqueue_send",
      "an accepted send appends exactly one message of the given size at the tail and reports not_full == (count < depth); a refused one changes nothing"),
     ("HYP-MSGQ-receive-rule", "rule", _SRC, "msgqueue_receive",
      "an accepted receive returns the head message and removes exactly it, reporting not_empty == (count > 0)"),
     ("HYP-MSGQ-flush-rule", "rule", _SRC, "msgqueue_flush",
-     "flush empties the queue, asserts the not-full VIRQ and clears the not-empty VIRQ"),
+     "flush empties the queue; if it held messages it asserts the not-full line and clears the not-empty line"),
+    ("HYP-MSGQ-holdoff", "caller", _SRC, "msgqueue_configure_send / msgqueue_configure_receive",
+     "the holdoff argument must be -1 (the default); anything else fails with UNIMPLEMENTED, before any other check"),
+    ("HYP-MSGQ-object-state", "caller", _OBJ, "object lifecycle",
+     "configure and activate need an INIT object, the queue hypercalls an ACTIVE one, destroy a live one "
+     "(OBJECT_STATE)"),
+    ("HYP-MSGQ-object-config", "caller", _OBJ, "msgqueue activate",
+     "activating a queue whose depth or maximum message size is 0 (never configured) fails with OBJECT_CONFIG"),
+    ("HYP-MSGQ-send-fault", "access", _SRC, "msgqueue_send (copy from the caller)",
+     "a send whose buffer the caller may not read (unmapped, or no read right) fails with ADDR_INVALID and "
+     "queues nothing"),
+    ("HYP-MSGQ-receive-fault", "access", _SRC, "msgqueue_receive (copy to the caller)",
+     "a receive whose buffer the caller may not write for the message's length fails with ADDR_INVALID; "
+     "the message stays queued"),
+    ("HYP-MSGQ-virq-bound", "caller", _VIC, "msgqueue_bind_send_virq / msgqueue_bind_receive_virq",
+     "binding a queue line that is already bound fails with VIRQ_BOUND and changes nothing"),
+    ("HYP-MSGQ-lifecycle", "invariant", _OBJ, "object state",
+     "the object is INIT (depth and size 0 or configured), ACTIVE (configured) or destroyed; only an ACTIVE "
+     "queue holds messages or bound lines"),
+    ("HYP-MSGQ-line-unbound", "invariant", _VIC, "virq source of each line",
+     "an unbound line is neither asserted nor in service; a line bound late whose condition held is unasserted "
+     "until its next assertion"),
+    ("HYP-MSGQ-lifecycle-rule", "rule", _OBJ, "configure / activate / destroy",
+     "configure stores depth and size on an INIT object; activate makes it ACTIVE, empty, with thresholds "
+     "depth - 1 and 1; destroy empties it and unbinds both lines"),
+    ("HYP-MSGQ-keep", "rule", _SRC, "msgqueue_configure_send / msgqueue_configure_receive (-1)",
+     "a threshold of -1 changes nothing: neither the threshold nor the line (a line a PUSH raised stays raised)"),
+    ("HYP-MSGQ-threshold-rule", "rule", _SRC, "msgqueue_configure_send / msgqueue_configure_receive",
+     "a new threshold (-2: depth) is stored and its line is asserted if its condition holds, else cleared"),
+    ("HYP-MSGQ-bind-rule", "rule", _VIC, "bind / unbind of a queue line",
+     "bind of an unbound line binds it unasserted (a condition that already holds is not signalled); unbind "
+     "clears the line; the queue is untouched"),
+    ("HYP-MSGQ-deliver", "rule", _VIC, "VIRQ acknowledge",
+     "the VM takes a line only when it is bound, asserted and not in service; taking it clears the reasserted bit"),
+    ("HYP-MSGQ-check-pending", "rule", _VIC, "msgqueue check_pending at EOI",
+     "at EOI a line stays asserted exactly when it was and (it was reasserted since taken, or its condition "
+     "holds: count <= notfull_thd / count >= notempty_thd)"),
 ])
