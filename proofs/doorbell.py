@@ -27,7 +27,8 @@ def _ops(width: int) -> tuple[Op, ...]:
             Op("receive", M, "doorbell_receive", {"clear_flags": width}),
             Op("mask", M, "doorbell_mask", {"enable_mask": width, "ack_mask": width}),
             Op("reset", M, "doorbell_reset"),
-            Op("bind", M, "doorbell_bind_virq", {"edge_trigger": "bool"}),
+            Op("bind", M, "doorbell_bind_virq", {"edge_trigger": "bool", "virq": "int", "virq_exists": "bool",
+                                                  "virq_free": "bool"}),
             Op("unbind", M, "doorbell_unbind_virq"),
             Op("deliver", M, "virq_deliver"),
             Op("eoi", M, "virq_eoi"))

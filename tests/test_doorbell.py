@@ -63,6 +63,26 @@ def test_bind_twice_is_virq_bound_and_unbind_is_always_ok():
     assert not db.state.virq_bound
 
 
+def test_bind_to_a_busy_or_missing_virq():
+    """vic_bind_shared: BUSY for a VIRQ number that already has a source, ARGUMENT_INVALID for one that does not exist."""
+    vic = doorbell.Vic(first=32, count=4)
+    a, b = Doorbell(SMALL, vic), Doorbell(SMALL, vic)
+    a.bind_virq(virq=33)
+    with pytest.raises(errors.CallerError) as e:
+        b.bind_virq(virq=33)
+    assert e.value.clause == "HYP-DBL-virq-busy" and "BUSY" in str(e.value) and not b.state.virq_bound
+    for missing in (31, 36, -1):
+        with pytest.raises(errors.CallerError) as e:
+            b.bind_virq(virq=missing)
+        assert e.value.clause == "HYP-DBL-virq-number" and "ARGUMENT_INVALID" in str(e.value)
+    with pytest.raises(errors.CallerError) as e:       # VIRQ_BOUND is checked first
+        a.bind_virq(virq=99)
+    assert e.value.clause == "HYP-DBL-virq-bound"
+    a.unbind_virq()
+    b.bind_virq(virq=33)                              # the number is free again
+    assert b.state.virq_bound and b.state.virq == 33
+
+
 def test_level_receiver_protocol_clears_then_eoi():
     """Take, receive, EOI: nothing pending afterwards (the level deasserts at check_pending)."""
     db = _bound()

@@ -38,6 +38,35 @@ and the VIRQ is raised again (facts §3.2, "receiver protocol").
 """
 
 
+VIRQ_FIRST_SPI = 32        # GIC shared peripheral interrupts: INTIDs 32..1019
+VIRQ_LAST_SPI = 1019
+
+
+class Vic:
+    """The receiving VM's virtual interrupt controller, as far as binding goes: which shared VIRQ
+    numbers exist (``first .. first+count-1``; GICv3 SPIs by default) and which already have a source."""
+
+    def __init__(self, first: int = VIRQ_FIRST_SPI, count: int = VIRQ_LAST_SPI - VIRQ_FIRST_SPI + 1):
+        self.first, self.count = first, count
+        self.sources: dict[int, Any] = {}
+
+    def exists(self, virq: int) -> bool:
+        return isinstance(virq, int) and self.first <= virq < self.first + self.count
+
+    def is_free(self, virq: int) -> bool:
+        return virq not in self.sources
+
+    def first_free(self) -> int:
+        return next((v for v in range(self.first, self.first + self.count) if v not in self.sources), self.first)
+
+    def claim(self, virq: int, owner: Any) -> None:
+        self.sources[virq] = owner
+
+    def release(self, virq: int, owner: Any) -> None:
+        if self.sources.get(virq) is owner:
+            del self.sources[virq]
+
+
 def compute_word_mask(width: int) -> int:
     """Return the all-ones word of ``width`` bits (the reset enable mask)."""
     return (1 << width) - 1
@@ -51,6 +80,7 @@ def doorbell_state_type(width: int) -> type:
         ("enable_mask", int, bits(width)),    # flags that assert the VIRQ (reset: all ones)
         ("ack_mask", int, bits(width)),       # flags cleared automatically on a level assertion (reset: 0)
         ("virq_bound", bool),                 # a VIRQ is bound to the doorbell's source
+        ("virq", int),                        # the bound VIRQ number (meaningful while bound)
         ("virq_edge_trigger", bool),          # the VM configured the VIRQ edge-triggered (else level)
         ("virq_level", bool),                 # level assertion by the doorbell (vgic level_src)
         ("virq_edge", bool),                  # asserted since last taken (vgic edge; "reasserted")
@@ -64,7 +94,7 @@ def doorbell_state_type(width: int) -> type:
 def doorbell_create(preset: Preset) -> Any:
     """Return a new doorbell (doorbell_handle_object_create_doorbell): no flags, enable all, ack none, unbound."""
     w = preset.doorbell_bits
-    return doorbell_state_type(w)(flags=0, enable_mask=compute_word_mask(w), ack_mask=0, virq_bound=False,
+    return doorbell_state_type(w)(flags=0, enable_mask=compute_word_mask(w), ack_mask=0, virq_bound=False, virq=0,
                                   virq_edge_trigger=False, virq_level=False, virq_edge=False,
                                   virq_active=False, unsignalled=False)
 
@@ -157,14 +187,21 @@ def doorbell_reset(L: Any, s: Any) -> Step:
                             unsignalled=False))
 
 
-def doorbell_bind_virq(L: Any, s: Any, edge_trigger: Any) -> Step:
-    """Bind a VIRQ to the doorbell's source (hypercall doorbell_bind_virq 0x6010; vic_bind_shared).
+def doorbell_bind_virq(L: Any, s: Any, edge_trigger: Any, virq: Any = VIRQ_FIRST_SPI, virq_exists: Any = True,
+                       virq_free: Any = True) -> Step:
+    """Bind VIRQ number ``virq`` to the doorbell's source (hypercall doorbell_bind_virq 0x6010; vic_bind_shared).
 
-    The new VIRQ starts unasserted: flags already set are not signalled until the next send or mask.
+    ``virq_exists``/``virq_free``: the receiving VM's vGIC has that shared VIRQ, and no other source
+    is bound to it (``Vic`` answers both concretely). Refused in this order: the source is bound
+    (VIRQ_BOUND), the number does not exist (ARGUMENT_INVALID), it has a source (BUSY). The new VIRQ
+    starts unasserted: flags already set are not signalled until the next send or mask.
     """
-    new = replace(s, virq_bound=True, virq_edge_trigger=edge_trigger, virq_level=False, virq_edge=False,
-                  virq_active=False, unsignalled=compute_level(s.flags, s.enable_mask))
-    return step([(L.Not(s.virq_bound), "HYP-DBL-virq-bound")], new)
+    guards = [(L.Not(s.virq_bound), "HYP-DBL-virq-bound"),
+              (virq_exists, "HYP-DBL-virq-number"),
+              (virq_free, "HYP-DBL-virq-busy")]
+    return step(guards, L.effect(guards, lambda: replace(
+        s, virq_bound=True, virq=virq, virq_edge_trigger=edge_trigger, virq_level=False, virq_edge=False,
+        virq_active=False, unsignalled=compute_level(s.flags, s.enable_mask)), s))
 
 
 def doorbell_unbind_virq(L: Any, s: Any) -> Step:
@@ -199,8 +236,9 @@ def receiver_step(L: Any, s: Any, action: str, clear_flags: Any) -> Step:
 class Doorbell:
     """A concrete doorbell: the core state, each call applied as a guarded step."""
 
-    def __init__(self, preset: Preset):
+    def __init__(self, preset: Preset, vic: Vic | None = None):
         self.state = doorbell_create(preset)
+        self.vic = vic if vic is not None else Vic()
         self.last_out: Any = None   # the core step's out, for rule checks
 
     def _run(self, sp: Step, detail: str = "") -> Any:
@@ -225,13 +263,20 @@ class Doorbell:
         """Restore the doorbell's defaults."""
         self._run(doorbell_reset(CONCRETE, self.state))
 
-    def bind_virq(self, edge_trigger: bool = False) -> None:
-        """Bind a VIRQ (level-triggered unless ``edge_trigger``). ``CallerError`` (VIRQ_BOUND) if bound."""
-        self._run(doorbell_bind_virq(CONCRETE, self.state, edge_trigger))
+    def bind_virq(self, edge_trigger: bool = False, virq: int | None = None) -> None:
+        """Bind VIRQ ``virq`` of the receiver's ``Vic`` (default: its first free one), level-triggered unless
+        ``edge_trigger``. ``CallerError``: VIRQ_BOUND if bound, ARGUMENT_INVALID if no such VIRQ, BUSY if taken."""
+        n = self.vic.first_free() if virq is None else virq
+        self._run(doorbell_bind_virq(CONCRETE, self.state, edge_trigger, n, self.vic.exists(n), self.vic.is_free(n)),
+                  f"VIRQ {n}")
+        self.vic.claim(n, self)
 
     def unbind_virq(self) -> None:
-        """Release the VIRQ."""
-        self._run(doorbell_unbind_virq(CONCRETE, self.state))
+        """Release the VIRQ (and its number in the ``Vic``)."""
+        s = self.state
+        self._run(doorbell_unbind_virq(CONCRETE, s))
+        if s.virq_bound:
+            self.vic.release(s.virq, self)
 
     def deliver(self) -> bool:
         """Take the VIRQ if it is deliverable; return whether it was taken."""

@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from t1virtio import errors
-from t1virtio.hyp.doorbell import RECEIVER_PROTOCOL, Doorbell
+from t1virtio.hyp.doorbell import RECEIVER_PROTOCOL, Doorbell, Vic
 from t1virtio.machines.common import check_invariants, checked_call
 from t1virtio.preset import SMALL
 
+VIRQS = (32, 33, 34, 35)       # the receiver's shared VIRQs in this machine
+TAKEN = 33                     # one of them already has another source
 WIDTH = SMALL.doorbell_bits
 ONES = (1 << WIDTH) - 1
 
@@ -81,9 +83,13 @@ class ReferenceDoorbell:
         self.level_src = False
         self.flags, self.ack, self.enable = 0, 0, ONES
 
-    def bind(self, edge_trigger: bool) -> None:
+    def bind(self, edge_trigger: bool, virq: int) -> None:
         if self.bound:
             raise Refused("VIRQ_BOUND")
+        if virq not in VIRQS:
+            raise Refused("ARGUMENT_INVALID")
+        if virq == TAKEN:
+            raise Refused("BUSY")
         self.bound, self.edge_trigger = True, edge_trigger
         self.level_src = self.edge = self.active = False
 
@@ -129,10 +135,12 @@ class DoorbellMachine(RuleBasedStateMachine):
     @initialize(trigger=st.sampled_from(["level", "edge", "unbound"]), auto_ack=st.booleans())
     def create(self, trigger, auto_ack):
         """A doorbell, maybe bound, maybe set up to auto-ack every flag (how irqfd makes it edge-like)."""
-        self.db = Doorbell(SMALL)
+        vic = Vic(first=VIRQS[0], count=len(VIRQS))
+        vic.claim(TAKEN, "another source")
+        self.db = Doorbell(SMALL, vic)
         self.ref = ReferenceDoorbell()
         if trigger != "unbound":
-            self.bind(trigger == "edge")
+            self.bind(trigger == "edge", VIRQS[0])
         if auto_ack:
             self.mask(ONES, ONES)
 
@@ -174,18 +182,22 @@ class DoorbellMachine(RuleBasedStateMachine):
     def reset(self):
         self._call("reset", {}, self.db.reset, self.ref.reset)
 
-    def bind(self, edge_trigger):
-        self._call("bind", {"edge_trigger": edge_trigger}, lambda: self.db.bind_virq(edge_trigger),
-                   lambda: self.ref.bind(edge_trigger))
+    def bind(self, edge_trigger, virq):
+        vic = self.db.vic
+        args = {"edge_trigger": edge_trigger, "virq": virq, "virq_exists": vic.exists(virq),
+                "virq_free": vic.is_free(virq)}
+        self._call("bind", args, lambda: self.db.bind_virq(edge_trigger, virq), lambda: self.ref.bind(edge_trigger, virq))
 
     def unbind(self):
         self._call("unbind", {}, self.db.unbind_virq, self.ref.unbind)
 
-    @rule(action=st.sampled_from(["bind", "bind", "unbind"]), edge_trigger=st.booleans())
-    def binding(self, action, edge_trigger):
-        """Bind (VIRQ_BOUND when bound already) or unbind the VIRQ; one rule, so unbinding stays rare."""
+    @rule(action=st.sampled_from(["bind", "bind", "unbind"]), edge_trigger=st.booleans(),
+          virq=st.sampled_from(VIRQS + (VIRQS[0], 31, 36, -1)))
+    def binding(self, action, edge_trigger, virq):
+        """Bind (VIRQ_BOUND when bound, ARGUMENT_INVALID for a VIRQ the receiver lacks, BUSY for one with
+        another source) or unbind the VIRQ; one rule, so unbinding stays rare."""
         if action == "bind":
-            self.bind(edge_trigger)
+            self.bind(edge_trigger, virq)
         else:
             self.unbind()
 

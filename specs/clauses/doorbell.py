@@ -12,6 +12,12 @@ register([
      "receive with clear_flags == 0 fails with ARGUMENT_INVALID and changes nothing"),
     ("HYP-DBL-virq-bound", "caller", _SRC + "; hyp/interfaces/vic/include/vic.h", "doorbell_bind_virq",
      "bind_virq on a doorbell whose VIRQ source is already bound fails with VIRQ_BOUND and changes nothing"),
+    ("HYP-DBL-virq-number", "caller", _VIC + "; facts §3.0 (virtual IRQ binding)", "vic_bind_shared",
+     "bind_virq to a VIRQ number the receiving VM's interrupt controller does not have fails with "
+     "ARGUMENT_INVALID and changes nothing"),
+    ("HYP-DBL-virq-busy", "caller", _VIC + "; facts §3.0 (virtual IRQ binding)", "vic_bind_shared",
+     "bind_virq to a VIRQ number that already has a source (another doorbell, a queue line) fails with BUSY "
+     "and changes nothing"),
     ("HYP-DBL-unbound", "invariant", _VIC, "virq_assert on an unbound source",
      "an unbound VIRQ source is neither level-asserted, edge-asserted nor in service (virq_assert "
      "returns VIRQ_NOT_BOUND; unbind clears the source)"),
@@ -38,8 +44,9 @@ register([
      "reset sets flags = 0, ack_mask = 0, enable_mask = all ones and clears the level assertion; "
      "the binding is kept"),
     ("HYP-DBL-bind", "rule", _SRC + "; hyp/interfaces/vic/include/vic.h", "doorbell_bind_virq / doorbell_unbind_virq",
-     "bind of an unbound source binds a fresh, unasserted VIRQ with the chosen trigger and does not "
-     "signal flags already set; unbind always succeeds and clears the source"),
+     "bind of an unbound source to an existing VIRQ number with no other source binds a fresh, "
+     "unasserted VIRQ with the chosen trigger and does not signal flags already set; unbind always "
+     "succeeds and clears the source"),
     ("HYP-DBL-deliver", "rule", _VIC, "VIRQ acknowledge (list register)",
      "the receiver takes the VIRQ only when it is bound, pending and not in service; taking it makes "
      "it in service and clears the edge bit; otherwise nothing changes (spurious)"),

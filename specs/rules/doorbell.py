@@ -91,9 +91,11 @@ def rule_reset_defaults(L, old, args, ok, new, out):
 
 @rule("doorbell", "bind", "HYP-DBL-bind")
 def rule_bind_fresh(L, old, args, ok, new, out):
-    """Accepted iff unbound; binds a fresh, unasserted VIRQ with the chosen trigger; doorbell words unchanged."""
-    return L.And(ok == L.Not(old.virq_bound), L.Implies(ok, L.And(
-        new.virq_bound, new.virq_edge_trigger == args["edge_trigger"], L.Not(new.virq_level),
+    """Accepted iff unbound and the VIRQ number exists and has no source; binds a fresh, unasserted VIRQ
+    with the chosen trigger and number; doorbell words unchanged."""
+    legal = L.And(L.Not(old.virq_bound), args["virq_exists"], args["virq_free"])
+    return L.And(ok == legal, L.Implies(ok, L.And(
+        new.virq_bound, new.virq == args["virq"], new.virq_edge_trigger == args["edge_trigger"], L.Not(new.virq_level),
         L.Not(new.virq_edge), L.Not(new.virq_active), new.flags == old.flags, _same_masks(L, old, new))))
 
 
