@@ -402,7 +402,9 @@ class Vocabulary:
         return self.all_idx(n, lambda i: self.Implies(self.sel_has(sel, i), pred(i)))
 
     def sel_only_below(self, sel: Any, n: int) -> Any:
-        """Whether the selection holds no index at or above ``n``."""
+        """Whether the selection holds no index at or above ``n`` (a logical shift for bit-vectors)."""
+        if self.symbolic and self.z3.is_bv(sel):
+            return self.z3.LShR(sel, n) == 0
         return (sel >> n) == 0
 
     def sel_map(self, seq: Sequence[Any], sel: Any, f: Callable[[int, Any], Any]) -> Any:

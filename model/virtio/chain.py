@@ -15,12 +15,12 @@ predicate, so other ring formats can reuse it.
 from __future__ import annotations
 
 import struct
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from t1virtio import errors
 from t1virtio.logic import CONCRETE
+from t1virtio.state import evolve
 from t1virtio.step import Step, apply, first_failed, step
 from t1virtio.virtio.desc import DESC_SIZE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE
 
@@ -38,34 +38,7 @@ TABLE_LEN = "VIRTIO/model/chain#table-len"
 IN_REGION = "VIRTIO/model/chain#in-region"
 
 
-_REPLACERS: dict = {}
-_UNSET = object()
-
-
-def _replacer(cls: type) -> Callable[..., Any]:
-    """Compile ``replace`` for one frozen ``slots`` dataclass: one keyword per field, each slot set directly."""
-    names = [f.name for f in dataclasses.fields(cls)]
-    env = {"_UNSET": _UNSET, "_new": object.__new__, "_cls": cls,
-           **{f"_set_{n}": cls.__dict__[n].__set__ for n in names}}
-    body = "".join(f"    _set_{n}(new, obj.{n} if {n} is _UNSET else {n})\n" for n in names)
-    src = (f"def replace(obj, *, {', '.join(f'{n}=_UNSET' for n in names)}):\n"
-           f"    new = _new(_cls)\n{body}    return new\n")
-    exec(src, env)  # noqa: S102 - generated from the class's own field names, as dataclasses does
-    return env["replace"]
-
-
-def fast_replace(obj: Any, **changes: Any) -> Any:
-    """``dataclasses.replace`` for a frozen ``slots`` dataclass, about three times as fast (no ``__init__``).
-
-    The ring and walk states are rebuilt several times per operation, so this is a visible part of a
-    round trip. The per-class function sets every slot through its descriptor (the class has no
-    ``__post_init__``); an unknown field raises ``TypeError``, as ``dataclasses.replace`` does.
-    """
-    cls = type(obj)
-    rep = _REPLACERS.get(cls)
-    if rep is None:
-        rep = _REPLACERS[cls] = _replacer(cls)
-    return rep(obj, **changes)
+fast_replace = evolve          # the ring and walk states' replace (``state.evolve``)
 
 
 @dataclass(frozen=True, slots=True)
