@@ -118,6 +118,8 @@ def _guard(op, clause):
 
 P = "proof:msgq:"
 MUTANTS = [
+    Mutant("msgq-send-fault-ignored-machine", "HYP-MSGQ-send-fault", "machine:msgq", "HYP-MSGQ-send-rule",
+           _guard("msgq_send", "HYP-MSGQ-send-fault"), "synthetic: the machine's read-only/unmapped pages", examples=100),
     Mutant("msgq-depth-threshold-off-by-one", "HYP-MSGQ-thresholds", P + "configure_receive⊢inv_thresholds",
            "HYP-MSGQ-thresholds", replace_fn(M, "msgq_configure_receive", _depth_thd_off_by_one), "synthetic"),
     Mutant("msgq-send-past-depth", "HYP-MSGQ-full", P + "send⊢inv_count_within_depth", "HYP-MSGQ-count",
@@ -128,7 +130,7 @@ MUTANTS = [
            _guard("msgq_send", "HYP-MSGQ-flags"), "gunyah @36ca3a2 code: the hypercall reads only the PUSH bit"),
     Mutant("msgq-receive-empty", "HYP-MSGQ-empty", P + "receive⊢inv_count_within_depth", "HYP-MSGQ-count",
            _guard("msgq_receive", "HYP-MSGQ-empty"), "synthetic: receive underflows count"),
-    Mutant("msgq-receive-truncates", "HYP-MSGQ-overflow", "machine:msgq", "HYP-MSGQ-receive-rule",
+    Mutant("msgq-receive-truncates", "HYP-MSGQ-overflow", P + "receive⊨rule_receive_takes_head", "HYP-MSGQ-receive-rule",
            _guard("msgq_receive", "HYP-MSGQ-overflow"), "synthetic: a short buffer truncates instead of ADDR_OVERFLOW"),
     Mutant("msgq-configure-send-any", "HYP-MSGQ-notfull-thd", P + "configure_send⊢inv_thresholds",
            "HYP-MSGQ-thresholds", replace_fn(M, "msgq_configure_send", _no_guards), "synthetic"),
@@ -142,7 +144,8 @@ MUTANTS = [
            "HYP-MSGQ-count", replace_fn(M, "msgq_send", _send_no_count), "synthetic"),
     Mutant("msgq-receive-stuck-head", "HYP-MSGQ-fifo", P + "receive⊢inv_fifo_order", "HYP-MSGQ-fifo",
            replace_fn(M, "msgq_receive", _receive_tail_not_head), "synthetic: head not advanced"),
-    Mutant("msgq-receive-wrong-message", "HYP-MSGQ-receive-rule", "machine:msgq", "HYP-MSGQ-receive-rule",
+    Mutant("msgq-receive-wrong-message", "HYP-MSGQ-receive-rule", P + "receive⊨rule_receive_takes_head",
+           "HYP-MSGQ-receive-rule",
            replace_fn(M, "msgq_receive", _receive_tail_not_head), "synthetic"),
     Mutant("msgq-send-oversize-slot", "HYP-MSGQ-msg-size", P + "send⊢inv_msg_size", "HYP-MSGQ-msg-size",
            replace_fn(M, "msgq_send", _send_oversize_truncates), "synthetic"),
@@ -177,8 +180,6 @@ MUTANTS = [
            replace_fn(M, "msgq_destroy", _destroy_keeps_lines), "synthetic: destroy does not unbind (vic_unbind_sync)"),
     Mutant("msgq-send-fault-ignored", "HYP-MSGQ-send-fault", P + "send⊨rule_send_appends_one", "HYP-MSGQ-send-rule",
            _guard("msgq_send", "HYP-MSGQ-send-fault"), "synthetic: an unreadable buffer is queued"),
-    Mutant("msgq-send-fault-ignored-machine", "HYP-MSGQ-send-fault", "machine:msgq", "HYP-MSGQ-send-rule",
-           _guard("msgq_send", "HYP-MSGQ-send-fault"), "synthetic: the machine's read-only/unmapped pages", examples=100),
     Mutant("msgq-receive-fault-consumes", "HYP-MSGQ-receive-fault", P + "receive⊨rule_receive_takes_head",
            "HYP-MSGQ-receive-rule", _guard("msgq_receive", "HYP-MSGQ-receive-fault"),
            "synthetic: the message is consumed although the caller's buffer faulted"),
