@@ -116,9 +116,10 @@ def _anything(L, s, a):
     return True
 
 
-def _rule_on_domain(name, op_name, fn, args, rule_op, domain):
+def _rule_on_domain(name, op_name, fn, args, rule_op, domain, lemmas=None):
     """A custom obligation: ``fn`` satisfies the rule named in ``name`` (else every rule of ``rule_op``)
-    for arguments in ``domain``."""
+    for arguments in ``domain``. ``lemmas(L, old, a)`` adds instances of obligations proved on their own
+    (``_refinement``) to the premises."""
     template = _template()
     rule_list = [r for r in rules.of("swiotlb", rule_op) if r.name in name] or rules.of("swiotlb", rule_op)
     clause = check_clause(rule_list[0].clause)
@@ -128,6 +129,8 @@ def _rule_on_domain(name, op_name, fn, args, rule_op, domain):
         old = st.symbolize(template, "old")
         a = _fresh_args(Op(op_name, M, fn.__name__, args), "arg")
         pre = [inv.fn(L, old) for inv in invariants.of("swiotlb")] + [_unsigned_int_masks(L, old, a), domain(L, old, a)]
+        if lemmas:
+            pre += lemmas(L, old, a)
         sp = fn(L, old, **a)
         ok = stp.ok(L, sp)
         new = L.If(ok, sp.new, old)
@@ -187,12 +190,43 @@ def _leaves(x):
     return out
 
 
-def _refines_take(op_name, fn, args, as_take):
+def _refinement(L, old, a, fn, as_take):
+    """``fn``'s step at ``old``, ``a`` is accepted only as a legal take of its run, with take's new state
+    (the claim of ``op⊑take``, under the premise that the masks are ``unsigned int``)."""
+    sp = fn(L, old, **a)
+    tk = as_take(L, old, a, sp)
+    same = [x == y for x, y in zip(_leaves(sp.new), _leaves(tk.new), strict=True)]
+    return L.Implies(_unsigned_int_masks(L, old, a), L.Implies(stp.ok(L, sp), L.And(stp.ok(L, tk), *same)))
+
+
+def _find_refines(L, old, a):
+    """``find⊑take`` at ``old`` and the search arguments ``a`` (a lemma: proved on its own, for every state
+    satisfying the invariants and every argument)."""
+    return _refinement(L, old, a, find, _find_as_take)
+
+
+def _map_search(L, a):
+    """The search ``map_slots`` runs for the map arguments ``a``: ``alloc_size + offset`` bytes, same masks."""
+    off = pool.swiotlb_align_offset(L, a["orig_addr"], a["min_align_mask"])
+    return {"orig_addr": a["orig_addr"], "alloc_size": pool.u64(L, a["alloc_size"] + off),
+            **{k: a[k] for k in ("alloc_align_mask", "min_align_mask", "boundary_mask", "cpu")}}
+
+
+def _alloc_search(L, a):
+    """The search ``alloc`` runs for the alloc arguments ``a``: no original address, the policy's alignment."""
+    return {"orig_addr": pool.const(L, 0), "alloc_size": a["size"],
+            "alloc_align_mask": slots.compute_alloc_align(L, P, pol.current(None), a["size"]),
+            "min_align_mask": a["min_align_mask"], "boundary_mask": a["boundary_mask"], "cpu": a["cpu"]}
+
+
+def _refines_take(op_name, fn, args, as_take, lemmas=None):
     """``op ⊑ take``: every step ``op`` accepts is a legal ``take`` of its chosen run, with the same new state.
 
     With ``take ⊢ inv`` (generated obligations) this gives ``op ⊢ inv`` without solving the search and
-    the invariants together. The replay runs the op concretely and reports SWIOTLB-find-rule when an
-    accepted step is not that take (whatever counterexample z3 picked, so mutant checks are stable).
+    the invariants together. ``lemmas(L, old, a)`` adds instances of other obligations to the premises
+    (map and alloc: ``find⊑take`` at the search they run). The replay runs the op concretely and
+    reports SWIOTLB-find-rule when an accepted step is not that take (whatever counterexample z3
+    picked, so mutant checks are stable).
     """
     template = _template()
     clause = check_clause("SWIOTLB-find-rule")
@@ -202,11 +236,10 @@ def _refines_take(op_name, fn, args, as_take):
         old = st.symbolize(template, "old")
         a = _fresh_args(Op(op_name, M, fn.__name__, args), "arg")
         pre = [inv.fn(L, old) for inv in invariants.of("swiotlb")] + [_unsigned_int_masks(L, old, a)]
-        sp = fn(L, old, **a)
-        tk = as_take(L, old, a, sp)
-        same = [x == y for x, y in zip(_leaves(sp.new), _leaves(tk.new), strict=True)]
-        claim = L.Implies(stp.ok(L, sp), L.And(stp.ok(L, tk), *same))
-        return L.And(*pre, L.Not(claim)), lambda m: {"state": st.to_json(st.decode(m, old)), "args": _decode_args(m, a)}
+        if lemmas:
+            pre += lemmas(L, old, a)
+        return L.And(*pre, L.Not(_refinement(L, old, a, fn, as_take))), \
+            lambda m: {"state": st.to_json(st.decode(m, old)), "args": _decode_args(m, a)}
 
     def replay(cex):
         L = CONCRETE
@@ -384,15 +417,18 @@ SUBJECTS = [Subject(
              _rule_on_domain("release⊨rule_release_frees_allocation", "release", release, RELEASE_ARGS, "release",
                              _anything),
              _refines_take("find", find, FIND_ARGS, _find_as_take),
-             _refines_take("map", map_slots, MAP_ARGS, _map_as_take),
-             _refines_take("alloc", alloc, ALLOC_ARGS, _alloc_as_take),
+             _refines_take("map", map_slots, MAP_ARGS, _map_as_take,
+                           lambda L, old, a: [_find_refines(L, old, _map_search(L, a))]),
+             _refines_take("alloc", alloc, ALLOC_ARGS, _alloc_as_take,
+                           lambda L, old, a: [_find_refines(L, old, _alloc_search(L, a))]),
              _take_obeys_find_rule(),
              _rule_on_domain("find⊨rule_find_in_window", "find", find, FIND_ARGS, "find", _anything),
-             _rule_on_domain("map⊨rule_map_records", "map", map_slots, MAP_ARGS, "map", _anything),
+             _rule_on_domain("map⊨rule_map_records", "map", map_slots, MAP_ARGS, "map", _anything,
+                             lambda L, old, a: [_refinement(L, old, a, map_slots, _map_as_take)]),
              _rule_on_domain("find⊨rule_find_alignment[6.1 domain]", "find", find, FIND_ARGS, "find_aligned",
                              _d61_alignment),
              _rule_on_domain("alloc⊨rule_alloc_owned[size >= page]", "alloc", alloc, ALLOC_ARGS, "alloc_owned",
-                             _d61_alloc),
+                             _d61_alloc, lambda L, old, a: [_refinement(L, old, a, alloc, _alloc_as_take)]),
              _release_undoes_take(),
              _search_bound_suffices(),
              *[index_custom(name, _template, fn, args, lambda L, s, a: [
