@@ -333,11 +333,16 @@ def _take_obeys_find_rule():
 # ---------------------------------------------------------------------------------------------
 # Free undoes alloc (I5) and the search bound (I8)
 
-def _release_undoes_take():
-    """Releasing a run just taken (at its tlb_addr, with the offset the mapping used) restores every record."""
+RESTORED = ("list", "area_used", "orig_addr", "alloc_size", "head", "run")
+
+
+def _release_undoes_take(part):
+    """Releasing a run just taken (at its tlb_addr, with the offset the mapping used) restores every record.
+
+    One obligation per ``part``: ``accepted`` (the release is accepted) or one field of ``RESTORED``
+    (restored entry by entry); together they are the whole claim. The replay checks the whole claim."""
     template = _template()
     clause = check_clause("SWIOTLB-release-undoes")
-    fields = ("list", "area_used", "orig_addr", "alloc_size", "head", "run")
 
     def run(L, s, a):
         taken = take(L, s, a["index"], a["nslots"], a["alloc_size"], a["offset"], a["orig_addr"])
@@ -355,8 +360,11 @@ def _release_undoes_take():
         a = _fresh_args(Op("take", M, "take", {**TAKE_ARGS, "min_align_mask": A64}), "arg")
         pre = [inv.fn(L, old) for inv in invariants.of("swiotlb")] + [_unsigned_int_masks(L, old, a)]
         taken, back, legal = run(L, old, a)
-        same = [x == y for f in fields for x, y in zip(getattr(old, f), getattr(back.new, f))]
-        claim = L.Implies(L.And(stp.ok(L, taken), legal), L.And(stp.ok(L, back), *same))
+        if part == "accepted":
+            same = [stp.ok(L, back)]
+        else:
+            same = [x == y for x, y in zip(getattr(old, part), getattr(back.new, part))]
+        claim = L.Implies(L.And(stp.ok(L, taken), legal), L.And(*same))
         return L.And(*pre, L.Not(claim)), lambda m: {"state": st.to_json(st.decode(m, old)), "args": _decode_args(m, a)}
 
     def replay(cex):
@@ -364,10 +372,10 @@ def _release_undoes_take():
         taken, back, legal = run(CONCRETE, s, cex["args"])
         if stp.first_failed(taken) is not None or not legal:
             return None
-        if stp.first_failed(back) is not None or any(getattr(s, f) != getattr(back.new, f) for f in fields):
+        if stp.first_failed(back) is not None or any(getattr(s, f) != getattr(back.new, f) for f in RESTORED):
             return clause
         return None
-    return Custom("take;release-restores", clause, negated, replay)
+    return Custom(f"take;release-restores[{part}]", clause, negated, replay)
 
 
 def _search_bound_suffices():
@@ -429,7 +437,7 @@ SUBJECTS = [Subject(
                              _d61_alignment),
              _rule_on_domain("alloc⊨rule_alloc_owned[size >= page]", "alloc", alloc, ALLOC_ARGS, "alloc_owned",
                              _d61_alloc, lambda L, old, a: [_refinement(L, old, a, alloc, _alloc_as_take)]),
-             _release_undoes_take(),
+             *[_release_undoes_take(part) for part in ("accepted", *RESTORED)],
              _search_bound_suffices(),
              *[index_custom(name, _template, fn, args, lambda L, s, a: [
                  *[inv.fn(L, s) for inv in invariants.of("swiotlb")], _unsigned_int_masks(L, s, a)])

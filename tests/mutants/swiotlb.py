@@ -160,6 +160,6 @@ MUTANTS = [
            replace_fn(S, "swiotlb_release_slots", _release_keeps_used), "synthetic: area->used not decremented"),
     Mutant("swiotlb-release-keeps-orig", "SWIOTLB-slot-meta", PROOF + "release⊢inv_slot_metadata[slot 1]", "SWIOTLB-slot-meta",
            replace_fn(S, "swiotlb_release_slots", _release_keeps("orig_addr")), "synthetic: orig_addr not invalidated"),
-    Mutant("swiotlb-release-keeps-alloc-size", "SWIOTLB-release-undoes", PROOF + "take;release-restores",
+    Mutant("swiotlb-release-keeps-alloc-size", "SWIOTLB-release-undoes", PROOF + "take;release-restores[alloc_size]",
            "SWIOTLB-release-undoes", replace_fn(S, "swiotlb_release_slots", _release_keeps("alloc_size")), "synthetic"),
 ]
