@@ -205,6 +205,61 @@ def _find_refines(L, old, a):
     return _refinement(L, old, a, find, _find_as_take)
 
 
+def _request(L, s, a):
+    """The search's request for the find arguments ``a`` (as ``find`` computes it)."""
+    return slots.compute_request(L, P, pol.current(None), s, a["orig_addr"], a["alloc_size"], a["alloc_align_mask"],
+                                 a["min_align_mask"], a["boundary_mask"])
+
+
+def _fits_at(L, s, q, c, slot):
+    """The kernel's fit test at ``slot`` of area ``c``: in the area, aligned, inside the boundary window, and
+    the start of a free run of ``nslots`` (what ``search_area`` checks at each slot it visits)."""
+    shift = pool.nr_slots(L, q.tbl_dma_addr)
+    return L.And(pool.in_area(L, s, c, slot), L.Not(slots.is_misaligned(L, q, slot)),
+                 L.Not(slots.iommu_is_span_boundary(L, slot, q.nslots, shift, q.max_slots)),
+                 L.ULE(q.nslots, L.at(s.list, slot)))
+
+
+def _area_fits(L, s, a, c):
+    """The claim of ``find:area c⊨fits``: the walk of area ``c`` answers only a slot that passes the fit test."""
+    q = _request(L, s, a)
+    r = slots.search_area(L, P, pol.current(None), s, c, q)
+    return L.Implies(L.And(_unsigned_int_masks(L, s, a), L.ULT(c, s.nareas), r.found), _fits_at(L, s, q, c, r.slot))
+
+
+def _search_lemmas(L, s, a):
+    """``find:area c⊨fits`` for every area, at the search arguments ``a`` (lemmas: proved on their own)."""
+    return [_area_fits(L, s, a, c) for c in range(P.io_tlb_max_areas)]
+
+
+def _area_search_fits(c):
+    """``find:area c⊨fits``: one area's walk (``search_area``) answers only a slot that passes the kernel's
+    fit test (free run of ``nslots``, aligned, in the window, in the area). The rules and ``find⊑take``
+    take it as a lemma, so they reason about one answered slot, not about the walk."""
+    template = _template()
+    clause = check_clause("SWIOTLB-find-rule")
+
+    def negated():
+        L = logic.z3_logic()
+        old = st.symbolize(template, "old")
+        a = _fresh_args(Op("find", M, "find", FIND_ARGS), "arg")
+        # the walk needs the pool's shape and the free-run counts only (fewer premises: a stronger claim)
+        pre = [inv.fn(L, old) for inv in invariants.of("swiotlb") if inv.name in ("inv_pool_geometry", "inv_free_runs")]
+        pre.append(_unsigned_int_masks(L, old, a))
+        return L.And(*pre, L.Not(_area_fits(L, old, a, c))), \
+            lambda m: {"state": st.to_json(st.decode(m, old)), "args": _decode_args(m, a)}
+
+    def replay(cex):
+        L = CONCRETE
+        s, a = st.from_json(template, cex["state"]), cex["args"]
+        if c >= s.nareas:
+            return None
+        q = _request(L, s, a)
+        r = slots.search_area(L, P, pol.current(None), s, c, q)
+        return clause if r.found and not _fits_at(L, s, q, c, r.slot) else None
+    return Custom(f"find:area {c}⊨fits", clause, negated, replay)
+
+
 def _map_search(L, a):
     """The search ``map_slots`` runs for the map arguments ``a``: ``alloc_size + offset`` bytes, same masks."""
     off = pool.swiotlb_align_offset(L, a["orig_addr"], a["min_align_mask"])
@@ -424,17 +479,18 @@ SUBJECTS = [Subject(
              *_preservation("release", release, RELEASE_ARGS, _unsigned_int_masks),
              _rule_on_domain("release⊨rule_release_frees_allocation", "release", release, RELEASE_ARGS, "release",
                              _anything),
-             _refines_take("find", find, FIND_ARGS, _find_as_take),
+             *[_area_search_fits(c) for c in range(P.io_tlb_max_areas)],
+             _refines_take("find", find, FIND_ARGS, _find_as_take, _search_lemmas),
              _refines_take("map", map_slots, MAP_ARGS, _map_as_take,
                            lambda L, old, a: [_find_refines(L, old, _map_search(L, a))]),
              _refines_take("alloc", alloc, ALLOC_ARGS, _alloc_as_take,
                            lambda L, old, a: [_find_refines(L, old, _alloc_search(L, a))]),
              _take_obeys_find_rule(),
-             _rule_on_domain("find⊨rule_find_in_window", "find", find, FIND_ARGS, "find", _anything),
+             _rule_on_domain("find⊨rule_find_in_window", "find", find, FIND_ARGS, "find", _anything, _search_lemmas),
              _rule_on_domain("map⊨rule_map_records", "map", map_slots, MAP_ARGS, "map", _anything,
                              lambda L, old, a: [_refinement(L, old, a, map_slots, _map_as_take)]),
              _rule_on_domain("find⊨rule_find_alignment[6.1 domain]", "find", find, FIND_ARGS, "find_aligned",
-                             _d61_alignment),
+                             _d61_alignment, _search_lemmas),
              _rule_on_domain("alloc⊨rule_alloc_owned[size >= page]", "alloc", alloc, ALLOC_ARGS, "alloc_owned",
                              _d61_alloc, lambda L, old, a: [_refinement(L, old, a, alloc, _alloc_as_take)]),
              *[_release_undoes_take(part) for part in ("accepted", *RESTORED)],
