@@ -38,6 +38,11 @@ def _u32(L, *xs):
     return L.And(*[L.And(L.ULE(0, x), L.ULT(x, U32)) for x in xs])
 
 
+def _bytes(L, *xs):
+    """Byte counts of a chain: 0 .. 2^32 (§2.7.5.2#1: exactly 2^32 is legal)."""
+    return L.And(*[L.And(L.ULE(0, x), L.ULE(x, U32)) for x in xs])
+
+
 # ---------------------------------------------------------------- initial states
 
 def _driver_fresh(L, d):
@@ -73,7 +78,7 @@ def _walk_fresh(L, w):
 # ---------------------------------------------------------------- argument domains (types, not legality)
 
 def _add_args(L, s, a):
-    return L.And(_u32(L, a["total"], a["wlen"]), L.ULE(0, a["head"]), L.ULT(a["head"], U16))
+    return L.And(_bytes(L, a["total"], a["wlen"]), L.ULE(0, a["head"]), L.ULT(a["head"], U16))
 
 
 def _kick_args(L, s, a):
@@ -89,11 +94,11 @@ def _enable_cb_args(L, s, a):
 
 
 def _pop_args(L, s, a):
-    return L.And(_u16(L, a["avail_idx"], a["head"]), _u32(L, a["wlen"]))
+    return L.And(_u16(L, a["avail_idx"], a["head"]), _bytes(L, a["wlen"]))
 
 
 def _add_used_args(L, s, a):
-    return _u32(L, a["id"], a["length"])
+    return L.And(_u32(L, a["id"]), _bytes(L, a["length"]))
 
 
 def _need_notify_args(L, s, a):

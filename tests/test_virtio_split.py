@@ -32,8 +32,9 @@ class Ring:
         lo, hi = region
         self.driver = split.SplitDriver(self.mem, self.lay, event_idx=event_idx, indirect=indirect,
                                         indirect_arena=(0x200, SIZE), start=start) if with_driver else None
+        ring_end = split.ring_bytes(self.lay)     # the ring lies in the shared region too (queue#in-region)
         self.device = split.SplitDevice(self.mem, self.lay, event_idx=event_idx, indirect=indirect, start=start,
-                                        in_region=lambda a, n: lo <= a and a + n <= hi)
+                                        in_region=lambda a, n: (lo <= a and a + n <= hi) or (0 <= a and a + n <= ring_end))
         self.avail_idx = start
         self.reads = 0
 
@@ -96,6 +97,7 @@ def descriptor_loop_is_refused():
 
 
 def total_length_overflow_is_refused():
+    """2^32 + 1 bytes: one more than 2.7.5.2#1 allows."""
     r = Ring(region=(0, 1 << 40))
     r.desc(0, DATA, 0xFFFFFFFF, NEXT, 1)
     r.desc(1, DATA, 2, 0, 0)
@@ -121,13 +123,53 @@ def nested_indirect_is_refused():
     return _pop_refused(r, chain.NESTED)
 
 
-def oversized_indirect_table_is_refused():
+def indirect_chain_longer_than_queue_is_refused():
+    """2.7.5.3.1#3: a chain of size + 1 descriptors in a table of 2 * size entries (the table's length is legal)."""
     r = Ring()
     for j in range(SIZE + 1):
         r.desc(j, DATA + 8 * j, 8, NEXT if j < SIZE else 0, j + 1, table=TABLE)
-    r.desc(0, TABLE, 16 * (SIZE + 1), IND)
+    r.desc(0, TABLE, 16 * 2 * SIZE, IND)
     r.publish(0)
     return _pop_refused(r, chain.CHAIN_LEN)
+
+
+LONG = 16 * SIZE      # entries of a long indirect table: the 256-entry table of a 16-entry queue, scaled
+
+
+def long_indirect_table_with_short_chain_is_accepted():
+    """2.7.5.3.1#3 limits the chain (entry 0 and its next links), not the table: a 16 * size-entry table whose chain
+    has size descriptors spread over it (next up to the last entry) is legal; the walk reads only the chain."""
+    r = Ring()
+    links = [0, LONG - 1, 5, LONG // 2][:SIZE]
+    for k, j in enumerate(links):
+        last = k == len(links) - 1
+        r.desc(j, DATA + 8 * k, 8, (0 if last else NEXT) | (W if k >= 2 else 0), 0 if last else links[k + 1],
+               table=TABLE)
+    r.desc(0, TABLE, 16 * LONG, IND)
+    r.publish(0)
+    reads = []
+    orig = r.device._read_table
+    r.device._read_table = lambda t, j: reads.append(j) or orig(t, j)
+    try:
+        c = r.device.pop_avail()
+    except errors.PeerViolation as e:
+        return e.clause
+    if reads != links or len(c.readable) != 2 or len(c.writable) != SIZE - 2 or c.table != TABLE:
+        return chain.CHAIN_LEN
+    return None
+
+
+def chain_of_exactly_2_32_bytes_is_accepted():
+    """2.7.5.2#1 forbids chains *longer* than 2^32 bytes: (2^32 - 1) + 1 bytes is legal."""
+    r = Ring(region=(0, 1 << 40))
+    r.desc(0, DATA, 0xFFFFFFFF, NEXT, 1)
+    r.desc(1, DATA, 1, W, 0)
+    r.publish(0)
+    try:
+        c = r.device.pop_avail()
+    except errors.PeerViolation as e:
+        return e.clause
+    return None if c.wlen == 1 and c.readable == ((DATA, 0xFFFFFFFF),) else chain.TOTAL_LEN
 
 
 def indirect_with_next_is_refused():
@@ -226,8 +268,64 @@ def misaligned_layout_is_refused():
     return None
 
 
+# ---------------------------------------------------------------- hostile driver: queue configuration
+
+def _ready(size=SIZE, max_size=split.MAX_QUEUE_SIZE, lay=None, region=(0, MEM)):
+    """Build a device as the driver makes the queue ready; ``region`` is the shared region (driver addresses)."""
+    lo, hi = region
+    lay = lay or split.compute_layout(size, 0, align=4)
+    return split.SplitDevice(FlatView(MEM), lay, in_region=lambda a, n: lo <= a and a + n <= hi, max_size=max_size)
+
+
+def _ready_refused(clause, **kw):
+    return _refused_with(lambda: _ready(**kw), clause)
+
+
+def queue_size_above_device_max_is_refused():
+    """4.2.2.2: QueueNum <= QueueNumMax; a power of two above the device's maximum is refused, at it accepted."""
+    if _ready_refused(split.QUEUE_NUM_MAX, size=8, max_size=4) is not None:
+        return split.QUEUE_NUM_MAX
+    _ready(size=4, max_size=4)
+    return _ready_refused(split.QUEUE_NUM_MAX, size=64, max_size=48)
+
+
+def queue_size_not_a_power_of_two_is_refused():
+    """2.7: Queue Size is always a power of 2 (and not 0): 3, 12 and 0 are refused, even below the maximum."""
+    for n in (3, 12, 0):
+        if _ready_refused(split.QUEUE_POW2, lay=split.SplitLayout(n, 0, 256, 512), max_size=16) is not None:
+            return split.QUEUE_POW2
+    return None
+
+
+def misaligned_ring_is_refused_by_device():
+    """2.7.1#1: table 16-, available ring 2-, used ring 4-aligned (the device checks what the driver wrote)."""
+    for lay in (split.SplitLayout(SIZE, 8, 256, 512), split.SplitLayout(SIZE, 0, 257, 512),
+                split.SplitLayout(SIZE, 0, 256, 514)):
+        if _ready_refused(split.ALIGN, lay=lay) is not None:
+            return split.ALIGN
+    return None
+
+
+def ring_outside_region_is_refused():
+    """Each part must lie wholly in the shared region [0x1000, 0x1200) when the queue is made ready: the table, the
+    available ring, the used ring outside (each alone, the used ring by its last byte), refused; inside, accepted."""
+    usz = split.part_sizes(SIZE)[2]
+    region = (0x1000, 0x1200)
+    for lay in (split.SplitLayout(SIZE, 0x0FF0, 0x1100, 0x1180),      # table starts 16 bytes early
+                split.SplitLayout(SIZE, 0x1000, 0x3000, 0x1180),      # available ring elsewhere
+                split.SplitLayout(SIZE, 0x1000, 0x1100, 0x11DC)):    # used ring's last 2 bytes outside
+        if _ready_refused(split.RING_IN_REGION, lay=lay, region=region) is not None:
+            return split.RING_IN_REGION
+    assert 0x11DC + usz == 0x1202
+    _ready(lay=split.SplitLayout(SIZE, 0x1000, 0x1100, 0x11D8), region=region)
+    return None
+
+
 SCENARIOS = [descriptor_loop_is_refused, total_length_overflow_is_refused, indirect_without_feature_is_refused,
-             nested_indirect_is_refused, oversized_indirect_table_is_refused, indirect_with_next_is_refused,
+             nested_indirect_is_refused, indirect_chain_longer_than_queue_is_refused,
+             long_indirect_table_with_short_chain_is_accepted, chain_of_exactly_2_32_bytes_is_accepted,
+             queue_size_above_device_max_is_refused, queue_size_not_a_power_of_two_is_refused,
+             misaligned_ring_is_refused_by_device, ring_outside_region_is_refused, indirect_with_next_is_refused,
              readable_after_writable_is_refused, next_out_of_range_is_refused,
              indirect_len_not_multiple_of_16_is_refused, buffer_outside_region_is_refused, avail_idx_jump_is_refused,
              used_id_not_in_flight_is_refused, used_len_larger_than_buffer_is_refused, misaligned_layout_is_refused]
@@ -341,7 +439,7 @@ def test_largest_queue_size():
     mem = FlatView(size)
     data = split.ring_bytes(lay)
     drv = split.SplitDriver(mem, lay, event_idx=True)
-    dev = split.SplitDevice(mem, lay, event_idx=True, in_region=lambda a, n: data <= a and a + n <= size)
+    dev = split.SplitDevice(mem, lay, event_idx=True, in_region=lambda a, n: 0 <= a and a + n <= size)
     drv.add_buf([(data, 8)], [(data + 64, 8)], "big")
     c = dev.pop_avail()
     dev.add_used(c.head, 8)
@@ -368,3 +466,86 @@ def test_selection_as_a_set_or_a_bitmask():
         back = apply(split.get_used(CONCRETE, s, used_idx=1, id=1, length=4))[0]
         assert not any(back.in_use) and back.num_free == SIZE
     assert list(d.in_use) == [False] * SIZE, "the old state is unchanged"
+
+
+def test_chain_of_2_32_writable_bytes_reports_the_largest_le32_len():
+    """2.7.5.2#1 allows exactly 2^32 bytes; the used ring's le32 len cannot say 2^32, so a device that wrote all of
+    them reports 2^32 - 1 (2.7.8.2: len may under-estimate what was written). The driver accepts it; one more byte
+    (2^32 + 1) is refused by the driver's caller check."""
+    r = Ring(with_driver=True, region=(0, 1 << 40))
+    head = r.driver.add_buf([], [(DATA, 0xFFFFFFFF), (DATA, 1)], "huge")
+    c = r.device.pop_avail()
+    assert c.wlen == 1 << 32 and r.device.state.wlen[head] == 1 << 32
+    r.device.add_used(head, 1 << 32)
+    assert struct.unpack("<II", r.mem.read(r.lay.used_elem_at(0), 8)) == (head, 0xFFFFFFFF)
+    assert r.driver.get_used() == ("huge", 0xFFFFFFFF)
+    with pytest.raises(errors.CallerError, match="sg-count"):
+        r.driver.add_buf([(DATA, 2)], [(DATA, 0xFFFFFFFF)], "too big")
+    with pytest.raises(errors.CallerError, match="used-len"):
+        head = r.driver.add_buf([], [(DATA, 0xFFFFFFFF), (DATA, 1)], "again")
+        r.device.add_used(r.device.pop_avail().head, (1 << 32) + 1)
+
+
+def test_a_loop_in_a_long_indirect_table_reads_at_most_the_queue_size():
+    """A table of 16 * size entries whose chain loops (0 -> 1 -> 0): refused as longer than the queue after size table
+    reads, not after the table's length (the walk's bound is the chain's)."""
+    r = Ring()
+    r.desc(0, DATA, 8, NEXT, 1, table=TABLE)
+    r.desc(1, DATA, 8, NEXT, 0, table=TABLE)
+    r.desc(0, TABLE, 16 * LONG, IND)
+    r.publish(0)
+    reads = []
+    orig = r.device._read_table
+    r.device._read_table = lambda t, j: reads.append(j) or orig(t, j)
+    with pytest.raises(errors.PeerViolation, match="chain-len"):
+        r.device.pop_avail()
+    assert len(reads) == SIZE + 1        # size accepted reads, then the refused one
+    # a loop in a table no longer than the queue is a loop
+    r = Ring()
+    r.desc(0, DATA, 8, NEXT, 1, table=TABLE)
+    r.desc(1, DATA, 8, NEXT, 0, table=TABLE)
+    r.desc(0, TABLE, 16 * SIZE, IND)
+    r.publish(0)
+    with pytest.raises(errors.PeerViolation, match="#loop"):
+        r.device.pop_avail()
+
+
+def test_next_stays_inside_a_long_table():
+    """In a table of 16 * size entries next may name any of them, and none beyond (chain#next-range)."""
+    r = Ring()
+    r.desc(0, DATA, 8, NEXT, LONG, table=TABLE)
+    r.desc(0, TABLE, 16 * LONG, IND)
+    r.publish(0)
+    with pytest.raises(errors.PeerViolation, match="next-range"):
+        r.device.pop_avail()
+
+
+def test_a_held_head_offered_again_is_refused_by_policy():
+    """No normative sentence covers a head made available again while the device holds it: the model's policy
+    (split.HELD_HEAD_POLICY) refuses it and breaks the ring (device#inuse, whose clause text says so)."""
+    from t1virtio.specs import clauses
+    assert split.HELD_HEAD_POLICY == "refuse" and "policy" in clauses.get(split.INUSE).text
+    assert "no normative sentence" in clauses.get(split.INUSE).section
+    r = Ring()
+    r.desc(0, DATA, 8)
+    r.publish(0, 0)
+    assert r.device.pop_avail().head == 0
+    with pytest.raises(errors.PeerViolation, match="device#inuse"):
+        r.device.pop_avail()
+    assert r.device.broken == split.INUSE
+
+
+def test_model_clauses_name_their_section_or_say_there_is_none():
+    """Every VIRTIO/model clause of the split ring cites the spec text it stands for (a section number) or says that
+    no normative sentence stands behind it; the peer-caused ones cite a section."""
+    import re
+    from t1virtio.specs import clauses
+    import t1virtio.specs.clauses.virtio_split  # noqa: F401
+    src = open(t1virtio.specs.clauses.virtio_split.__file__).read()
+    mine = [c for c in clauses.CLAUSES.values() if c.id.startswith("VIRTIO/model/") and f'"{c.id}"' in src]
+    assert len(mine) > 20
+    for c in mine:
+        assert re.search(r"virtio-1\.3:\d", c.section) or "no normative sentence" in c.section, c.id
+    for cid in (chain.IN_REGION, split.HELD, split.INUSE, chain.NEXT_RANGE, chain.TABLE_LEN, split.HEAD_RANGE,
+                split.USED_ID, split.USED_IDX, split.RING_IN_REGION, split.QUEUE_POW2):
+        assert re.search(r"virtio-1\.3:\d", clauses.get(cid).section), cid

@@ -44,7 +44,8 @@ class Geo:
             self.mem = self.data + (1 << 16)
 
     def in_region(self, addr, n):
-        return self.arena <= addr and addr + n <= self.mem
+        """The shared region: all of the memory (the ring, the indirect arena and the data)."""
+        return 0 <= addr and addr + n <= self.mem
 
     def device(self, mem, event_idx, indirect, start=0):
         return split.SplitDevice(FlatView(mem), self.mlay, event_idx=event_idx, indirect=indirect,

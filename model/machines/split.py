@@ -33,8 +33,8 @@ DRIVER, DEVICE = "virtio_split.driver", "virtio_split.device"
 
 
 def _region(addr: int, n: int) -> bool:
-    """The shared region in driver addresses: the indirect arena and the data area (not the ring)."""
-    return DRV_BASE + ARENA_OFF <= addr and addr + n <= DRV_BASE + MEM
+    """The shared region in driver addresses: the whole 4 KiB (the ring, the indirect arena, the data area)."""
+    return DRV_BASE <= addr and addr + n <= DRV_BASE + MEM
 
 
 class SplitMachine(RuleBasedStateMachine):
@@ -52,7 +52,7 @@ class SplitMachine(RuleBasedStateMachine):
                                      indirect_arena=(DRV_BASE + ARENA_OFF, ARENA_MAX), start=start)
         self.dev = split.SplitDevice(self.vview, lay.shifted(DEV_BASE - DRV_BASE), event_idx=event_idx,
                                      indirect=indirect, notify=self._irq, in_region=_region,
-                                     to_local=lambda a: a - DRV_BASE + DEV_BASE, start=start)
+                                     to_local=lambda a: a - DRV_BASE + DEV_BASE, start=start, driver_layout=lay)
         self._forget()
 
     def _kick(self):

@@ -3,10 +3,14 @@
 A chain is read one descriptor at a time. ``walk_step`` is the symbolic core of one read: its
 guards are the checks an honest device makes on driver-written descriptors, each naming the
 clause the driver broke; its state carries the time-to-live that bounds the walk. The main table
-gets ``ttl = queue size``; an indirect table gets ``ttl = len / 16`` (itself at most the queue
-size) and may be entered once, so every walk ends within ``2 * size + 1`` reads
-(``walk_bound``). ``proofs/virtio_split.py`` proves that each accepted step decreases the
-measure ``(not in_table, ttl)`` lexicographically and that ``ttl`` never goes negative.
+gets ``ttl = queue size``. An indirect table of ``len / 16`` entries may be longer than the queue
+(§2.7.5.3.1#3 limits the *chain*: entry 0 and its ``next`` links, not the table); ``next`` stays
+below its entry count, and its walk gets ``ttl = min(len / 16, queue size)``: a chain that needs
+more reads than the table has entries revisits one (a loop, ``#loop``), one that needs more than
+the queue size is longer than the queue (``#chain-len``). The table may be entered once, so every
+walk ends within ``2 * size + 1`` reads (``walk_bound``) whatever the table's length.
+``proofs/virtio_split.py`` proves that each accepted step decreases the measure
+``(not in_table, ttl)`` lexicographically and that ``0 <= ttl <= size`` always.
 
 The module is generic over where descriptors come from: ``walk_chain`` takes a reader for the
 main table and one for indirect tables, plus the device context's ``in_region(addr, len)``
@@ -24,7 +28,9 @@ from t1virtio.state import evolve
 from t1virtio.step import Step, apply, first_failed, step
 from t1virtio.virtio.desc import DESC_SIZE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE
 
-U32_MAX = (1 << 32) - 1
+U32_MAX = (1 << 32) - 1           # the largest le32: a descriptor's len, a used entry's len
+MAX_CHAIN_BYTES = 1 << 32         # §2.7.5.2#1: a chain of at most 2^32 bytes (exactly 2^32 is legal)
+MAX_TABLE_ENTRIES = U32_MAX // DESC_SIZE   # an indirect table's le32 len / 16
 
 LOOP = "VIRTIO/driver/Virtqueues/The Virtqueue Descriptor Table#loop"
 TOTAL_LEN = "VIRTIO/driver/Virtqueues/The Virtqueue Descriptor Table#total-len"
@@ -62,10 +68,10 @@ class Desc:
 class WalkState:
     """Where a chain walk stands; ``ttl`` is the named bound on reads left in the current table."""
 
-    size: int            # queue size: main-table length, the main chain's ttl, the largest indirect table
+    size: int            # queue size: main-table length, the longest chain in any table (§2.7.5.3.1#3)
     indirect_ok: bool    # VIRTIO_F_INDIRECT_DESC negotiated
-    ttl: int             # descriptors the walk may still read in the current table
-    table_len: int       # entries of the table being walked (size, or len/16 of the indirect table)
+    ttl: int             # descriptors the walk may still read in the current table (at most size)
+    table_len: int       # entries of the table being walked (size, or len/16 of the indirect table: any)
     in_table: bool       # walking an indirect table
     index: int           # next descriptor to read in the current table
     total: int           # bytes described so far
@@ -80,31 +86,42 @@ def walk_start(size: int, head: Any, indirect_ok: Any) -> WalkState:
 
 
 def walk_bound(size: int) -> int:
-    """Return the most reads any walk makes: ``size`` main descriptors, one indirect, ``size`` table entries."""
+    """Return the most reads any walk makes: ``size`` main descriptors, one indirect, ``size`` table entries.
+
+    The bound is the chain's, not the table's: an indirect table of any length is read at most
+    ``min(entries, size)`` times (its ``ttl``).
+    """
     return 2 * size + 1
 
 
 def walk_step(L: Any, w: WalkState, length: Any, flags: Any, next: Any, in_region: Any) -> Step:
-    """Read one descriptor (``length``, ``flags``, ``next``; ``in_region``: its buffer lies in the shared region)."""
+    """Read one descriptor (``length``, ``flags``, ``next``; ``in_region``: its buffer lies in the shared region).
+
+    Out of ttl in the main table or in an indirect table of at most ``size`` entries, the chain
+    revisits a descriptor (``#loop``); out of ttl in a longer table, it has more than ``size``
+    descriptors (``#chain-len``). Either way the read is refused before it happens.
+    """
     is_indirect = (flags & VIRTQ_DESC_F_INDIRECT) != 0
     has_next = (flags & VIRTQ_DESC_F_NEXT) != 0
     writable = (flags & VIRTQ_DESC_F_WRITE) != 0
     direct = L.Not(is_indirect)
     entries = L.div(length, DESC_SIZE)
-    guards = [(L.ULT(0, w.ttl), LOOP),
+    long_table = L.And(w.in_table, L.ULT(w.size, w.table_len))   # a table longer than the queue
+    guards = [(L.Or(L.ULT(0, w.ttl), long_table), LOOP),
+              (L.Implies(long_table, L.ULT(0, w.ttl)), CHAIN_LEN),
               (L.Implies(is_indirect, w.indirect_ok), FEATURE),
               (L.Implies(is_indirect, L.Not(w.in_table)), NESTED),
               (L.Implies(is_indirect, L.Not(has_next)), INDIRECT_NEXT),
               (L.Implies(is_indirect, L.And(L.mod(length, DESC_SIZE) == 0, L.ULT(0, length))), TABLE_LEN),
-              (L.Implies(is_indirect, L.ULE(entries, w.size)), CHAIN_LEN),
               (in_region, IN_REGION),
               (L.Implies(direct, L.Or(writable, L.Not(w.seen_writable))), ORDER),
-              (L.Implies(direct, L.ULE(w.total + length, U32_MAX)), TOTAL_LEN),
+              (L.Implies(direct, L.ULE(w.total + length, MAX_CHAIN_BYTES)), TOTAL_LEN),
               (L.Implies(L.And(direct, has_next), L.ULT(next, w.table_len)), NEXT_RANGE)]
 
     def taken(indirect: int) -> WalkState:       # case 1: enter the indirect table; case 0: read one descriptor
         if indirect:
-            return fast_replace(w, ttl=entries, table_len=entries, in_table=True, index=0)
+            return fast_replace(w, ttl=L.If(L.ULE(entries, w.size), entries, w.size), table_len=entries,
+                                in_table=True, index=0)
         return fast_replace(w, ttl=w.ttl - 1, total=w.total + length, index=next,
                             seen_writable=L.Or(w.seen_writable, writable), done=L.Not(has_next))
     # concretely only the case taken is built, and only once the guards hold
@@ -123,7 +140,7 @@ class Chain:
 
     @property
     def wlen(self) -> int:
-        """Device-writable bytes of the buffer (the most a used ``len`` may say, §2.7.8.2)."""
+        """Device-writable bytes of the buffer (at most 2^32; the most a used ``len`` may say, §2.7.8.2)."""
         return sum(n for _, n in self.writable)
 
 

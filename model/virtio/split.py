@@ -56,6 +56,20 @@ HEAD_RANGE = "VIRTIO/model/avail#head-range"
 INUSE = "VIRTIO/model/device#inuse"
 HELD = "VIRTIO/model/device#held"
 DEV_LEN = "VIRTIO/model/device#used-len"
+QUEUE_NUM_MAX = "VIRTIO/driver/Virtio Over MMIO/MMIO Device Register Layout#queue-num-max"
+QUEUE_POW2 = "VIRTIO/model/queue#size-pow2"
+ALIGN = "VIRTIO/driver/Virtqueues#align"
+RING_IN_REGION = "VIRTIO/model/queue#in-region"
+
+# The device's policy for a head made available again while it still holds it (no normative sentence
+# covers this case). "refuse": ``pop_avail`` refuses it with ``VIRTIO/model/device#inuse`` and the ring is
+# broken. Why: the device then holds each head once, so it never maps one chain twice (CVE-2021-3748 class),
+# its used entries can never name one head twice (the honest driver frees a chain on its first used
+# entry and would refuse the second as ``used#id``), and it holds at most queue-size buffers (2.7: Queue
+# Size is the most buffers queued). An honest driver never does it: Linux 6.1 reuses a head only after
+# ``detach_buf_split``. vringh and QEMU accept it (QEMU counts ``inuse`` only). The model's states hold a
+# head at most once (``held`` is a flag per head), so "refuse" is the only policy they express.
+HELD_HEAD_POLICY = "refuse"
 
 # A selection of descriptors (``add_buf``'s ``sel``, a chain's record) is a set of table indices: concretely a
 # frozenset (an int bitmask is accepted too, as in older counterexample files), in proofs a bitmask of one bit
@@ -107,11 +121,39 @@ def ring_bytes(layout: SplitLayout) -> int:
     return layout.used + 6 + USED_ELEM_SIZE * layout.size - layout.desc
 
 
+def part_sizes(size: int) -> tuple[int, int, int]:
+    """Return the bytes of the descriptor table, available ring and used ring of a ``size``-entry ring (§2.7)."""
+    return DESC_SIZE * size, 6 + 2 * size, 6 + USED_ELEM_SIZE * size
+
+
+def _pow2(L: Any, size: Any) -> Any:
+    return L.And(L.ULT(0, size), (size & (size - 1)) == 0, L.ULE(size, MAX_QUEUE_SIZE))
+
+
+def _aligned(L: Any, desc: Any, avail: Any, used: Any) -> Any:
+    return L.And(L.mod(desc, 16) == 0, L.mod(avail, 2) == 0, L.mod(used, 4) == 0)
+
+
 def check_layout(L: Any, size: Any, desc: Any, avail: Any, used: Any) -> Step:
     """A ring needs a power-of-two size up to 32768 and parts aligned to 16, 2 and 4 (§2.7, §2.7.1)."""
-    pow2 = L.And(L.ULT(0, size), (size & (size - 1)) == 0, L.ULE(size, MAX_QUEUE_SIZE))
-    aligned = L.And(L.mod(desc, 16) == 0, L.mod(avail, 2) == 0, L.mod(used, 4) == 0)
-    return step([(L.And(pow2, aligned), LAYOUT)], None)
+    return step([(L.And(_pow2(L, size), _aligned(L, desc, avail, used)), LAYOUT)], None)
+
+
+def queue_ready(L: Any, size: Any, max_size: Any, desc: Any, avail: Any, used: Any, desc_in: Any, avail_in: Any,
+                used_in: Any) -> Step:
+    """The device's checks when the driver makes a queue ready (MMIO QueueReady = 1, PCI queue_enable = 1).
+
+    ``size`` and the part addresses are what the driver wrote (QueueNum, QueueDesc/Driver/Device, in the
+    driver's addresses); ``max_size`` is the device's QueueNumMax; ``desc_in``, ``avail_in``, ``used_in`` say
+    whether each whole part (``part_sizes``) lies in the shared region (the device context's ``in_region``).
+    Refused, each a peer violation: a size above the device's maximum (4.2.2.2), not a power of two from 1 to
+    32768 (2.7), a misaligned part (2.7.1), a part outside the shared region (so a misplaced ring is refused
+    here, never met later as a memory fault).
+    """
+    return step([(L.ULE(size, max_size), QUEUE_NUM_MAX),
+                 (_pow2(L, size), QUEUE_POW2),
+                 (_aligned(L, desc, avail, used), ALIGN),
+                 (L.And(desc_in, avail_in, used_in), RING_IN_REGION)], None)
 
 
 # ---------------------------------------------------------------- symbolic core
@@ -237,7 +279,7 @@ def add_buf(L: Any, d: DriverRing, head: Any, sel: Any, n_out: Any, n_in: Any, t
     used = L.If(indirect_used, 1, n)
     size = d.size
     guards = [(L.And(L.ULE(1, n), L.ULE(n, size), L.ULE(0, n_out), L.ULE(0, n_in),
-                     L.ULE(0, wlen), L.ULE(wlen, total), L.ULE(total, chain.U32_MAX)), SG_COUNT),
+                     L.ULE(0, wlen), L.ULE(wlen, total), L.ULE(total, chain.MAX_CHAIN_BYTES)), SG_COUNT),
               (L.ULE(used, d.num_free), NO_SPACE),
               (L.And(L.ULE(0, head), L.ULT(head, size), sel_has_at(L, sel, head, size), L.sel_only_below(sel, size),
                      L.sel_all(sel, size, lambda i: L.Not(L.at(d.in_use, i))),
@@ -317,7 +359,8 @@ def pop_avail(L: Any, v: DeviceRing, avail_idx: Any, head: Any, wlen: Any) -> St
 
     ``avail_idx`` and ``head`` are read from the available ring; ``wlen`` is the writable length
     of the chain the walk accepted. Refused: an index more than the queue size ahead
-    (CVE-2016-5403), an empty ring, a head outside the table, a head the device already holds.
+    (CVE-2016-5403), an empty ring, a head outside the table, a head the device already holds
+    (``HELD_HEAD_POLICY``: no normative sentence covers it, the model refuses it as a policy).
     """
     window = u16(L, avail_idx - v.last_avail)
     guards = [(L.ULE(window, v.size), AVAIL_IDX),
@@ -330,14 +373,24 @@ def pop_avail(L: Any, v: DeviceRing, avail_idx: Any, head: Any, wlen: Any) -> St
 
 
 def add_used(L: Any, v: DeviceRing, id: Any, length: Any) -> Step:
-    """Return a held buffer with ``length`` bytes written (§2.7.8; ``vringh_complete``)."""
+    """Return a held buffer with ``length`` bytes written (§2.7.8; ``vringh_complete``).
+
+    The used ring's ``len`` is le32: a device that wrote all of a 2^32-byte writable part (a chain of
+    exactly 2^32 bytes, legal by §2.7.5.2#1) reports ``2^32 - 1``; §2.7.8.2 lets ``len`` under-estimate
+    what was written ("MAY write more than len bytes"), never over-estimate it.
+    """
     guards = [(L.And(L.ULE(0, id), L.ULT(id, v.size), L.at(v.held, id)), HELD),
               (L.And(L.ULE(0, length), L.ULE(length, L.at(v.wlen, id))), DEV_LEN)]
     slot = L.mod(v.used_idx, v.size)
     new = L.effect(guards, lambda: replace(v, used_id=L.update(v.used_id, slot, id),
-                                           used_len=L.update(v.used_len, slot, length),
+                                           used_len=L.update(v.used_len, slot, used_len_field(L, length)),
                                            used_idx=u16(L, v.used_idx + 1), held=L.update(v.held, id, False)), v)
     return step(guards, new)
+
+
+def used_len_field(L: Any, length: Any) -> Any:
+    """Return the le32 ``len`` a used entry carries for ``length`` bytes written: ``min(length, 2^32 - 1)``."""
+    return L.If(L.ULE(length, chain.U32_MAX), length, chain.U32_MAX)
 
 
 def need_notify(L: Any, v: DeviceRing, used_event: Any, avail_flags: Any) -> Step:
@@ -562,13 +615,26 @@ class SplitDevice(_Side):
 
     ``in_region(addr, len)`` says whether a driver address range lies in the shared region;
     ``to_local(addr)`` turns a driver address into one of this view (two views of the same bytes
-    may sit at different addresses).
+    may sit at different addresses). ``layout`` is the ring in this view; ``driver_layout`` is the
+    ring as the driver wrote its addresses (QueueDesc/QueueDriver/QueueDevice; default ``layout``,
+    for views at the same addresses). ``max_size`` is the device's QueueNumMax.
+
+    Building the device is the driver making the queue ready: ``queue_ready`` checks the size against
+    ``max_size``, its power of two, the alignment and that all three parts lie in the shared region,
+    and a refusal raises ``PeerViolation`` naming the clause.
     """
 
     def __init__(self, mem: MemoryView, layout: SplitLayout, *, event_idx: bool = False, indirect: bool = False,
                  notify: Callable[[], None] = lambda: None, in_region: Callable[[int, int], bool],
-                 to_local: Callable[[int], int] = lambda a: a, start: int = 0):
-        apply(check_layout(CONCRETE, layout.size, layout.desc, layout.avail, layout.used), f"{layout}")
+                 to_local: Callable[[int], int] = lambda a: a, start: int = 0, max_size: int = MAX_QUEUE_SIZE,
+                 driver_layout: SplitLayout | None = None):
+        ring = layout if driver_layout is None else driver_layout
+        n = ring.size
+        sizes = part_sizes(n) if 0 < n <= MAX_QUEUE_SIZE else (0, 0, 0)
+        parts = [in_region(a, k) for a, k in zip((ring.desc, ring.avail, ring.used), sizes)]
+        apply(queue_ready(CONCRETE, n, max_size, ring.desc, ring.avail, ring.used, *parts),
+              f"size {n} (device maximum {max_size}), desc {ring.desc:#x}, avail {ring.avail:#x}, used {ring.used:#x}")
+        self.max_size = max_size
         self.mem, self.layout, self.notify = mem, layout, notify
         self.indirect, self.in_region, self.to_local = indirect, in_region, to_local
         self.state = device_init(layout.size, event_idx, start)
@@ -627,7 +693,8 @@ class SplitDevice(_Side):
         v, lay = self.state, self.layout
         args = dict(id=head, length=length)
         self._run(add_used(CONCRETE, v, **args), args, lambda: f"head {head}, len {length}")
-        self.mem.write(lay.used_elem_at(v.used_idx % v.size), struct.pack("<II", head, length))
+        self.mem.write(lay.used_elem_at(v.used_idx % v.size),
+                       struct.pack("<II", head, self.state.used_len[v.used_idx % v.size]))
         write_le(self.mem, lay.used + 2, 2, self.state.used_idx)
         self.chains.pop(head, None)
 

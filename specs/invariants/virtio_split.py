@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from t1virtio.specs.invariants import invariant
-from t1virtio.virtio.chain import U32_MAX
+from t1virtio.virtio.chain import MAX_CHAIN_BYTES, MAX_TABLE_ENTRIES, U32_MAX
 from t1virtio.virtio.split import DeviceRing, DriverRing, count_in_flight, u16
 
 U16_LIMIT = 1 << 16
@@ -58,11 +58,11 @@ def inv_driver_free_count(L, d):
 
 @_both("VIRTIO/model/ownership#chain")
 def inv_driver_chains(L, d):
-    """A descriptor in use belongs to a head in use that heads its own chain; heads offer < 2^32 writable bytes."""
+    """A descriptor in use belongs to a head in use that heads its own chain; heads offer at most 2^32 writable bytes."""
     return L.all_idx(d.size, lambda i: L.And(
         L.Implies(d.in_use[i], L.And(L.ULE(0, d.chain_of[i]), L.ULT(d.chain_of[i], d.size),
                                      L.at(d.in_use, d.chain_of[i]), L.at(d.chain_of, d.chain_of[i]) == d.chain_of[i])),
-        L.ULE(0, d.wlen[i]), L.ULE(d.wlen[i], U32_MAX)))
+        L.ULE(0, d.wlen[i]), L.ULE(d.wlen[i], MAX_CHAIN_BYTES)))
 
 
 @_both("VIRTIO/model/ownership#chain")
@@ -96,11 +96,13 @@ def inv_driver_avail_flags(L, d):
 
 @_both("VIRTIO/model/index#u16")
 def inv_device_indices_u16(L, v):
-    """Device counters and written event index are u16; used entries name table heads."""
+    """Device counters and written event index are u16; used entries name table heads and their lens are le32
+    values (a buffer of 2^32 writable bytes is reported as 2^32 - 1); held chains have at most 2^32 writable bytes."""
     return L.And(_is_u16(L, v.last_avail), _is_u16(L, v.avail_seen), _is_u16(L, v.used_idx), _is_u16(L, v.signalled),
                  _is_u16(L, v.avail_event),
                  L.all_idx(v.size, lambda k: L.And(L.ULE(0, v.used_id[k]), L.ULT(v.used_id[k], v.size),
-                                                   L.ULE(0, v.used_len[k]), L.ULE(0, v.wlen[k]))))
+                                                   L.ULE(0, v.used_len[k]), L.ULE(v.used_len[k], U32_MAX),
+                                                   L.ULE(0, v.wlen[k]), L.ULE(v.wlen[k], MAX_CHAIN_BYTES))))
 
 
 @_both("VIRTIO/model/index#avail-window")
@@ -169,6 +171,8 @@ def inv_pair_lengths(L, p):
 
 @invariant("virtio_split.chain", "VIRTIO/model/chain#ttl")
 def inv_walk_bounded(L, w):
-    """0 <= ttl <= table_len <= size; the main table is the whole ring; the bytes so far fit in u32."""
-    return L.And(L.ULE(0, w.ttl), L.ULE(w.ttl, w.table_len), L.ULE(w.table_len, w.size),
-                 L.Implies(L.Not(w.in_table), w.table_len == w.size), L.ULE(0, w.total), L.ULE(w.total, U32_MAX))
+    """0 <= ttl <= min(table_len, size): the walk reads at most the chain's bound, whatever the table's length; the
+    main table is the whole ring, an indirect one has at most ``MAX_TABLE_ENTRIES``; at most 2^32 bytes so far."""
+    return L.And(L.ULE(0, w.ttl), L.ULE(w.ttl, w.table_len), L.ULE(w.ttl, w.size), L.ULE(w.table_len, MAX_TABLE_ENTRIES),
+                 L.Implies(L.Not(w.in_table), w.table_len == w.size), L.ULE(0, w.total),
+                 L.ULE(w.total, MAX_CHAIN_BYTES))

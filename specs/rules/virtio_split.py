@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from t1virtio.specs.rules import rule
-from t1virtio.virtio.chain import U32_MAX
+from t1virtio.virtio.chain import MAX_CHAIN_BYTES, U32_MAX
 from t1virtio.virtio.split import VRING_AVAIL_F_NO_INTERRUPT, VRING_USED_F_NO_NOTIFY, u16
 
 
@@ -38,7 +38,7 @@ def rule_add_buf_moves_chosen_descriptors(L, old, args, ok, new, out):
     used = L.If(args["indirect_used"], 1, n)
     picked = [L.sel_has(sel, i) for i in range(old.size)]
     legal = L.And(L.ULE(1, n), L.ULE(n, old.size), L.ULE(0, n_out), L.ULE(0, n_in), L.ULE(0, args["wlen"]),
-                  L.ULE(args["wlen"], args["total"]), L.ULE(args["total"], U32_MAX), L.ULE(used, old.num_free),
+                  L.ULE(args["wlen"], args["total"]), L.ULE(args["total"], MAX_CHAIN_BYTES), L.ULE(used, old.num_free),
                   L.any_idx(old.size, lambda i: L.And(head == i, picked[i])), L.sel_only_below(sel, old.size),
                   L.all_idx(old.size, lambda i: L.Implies(picked[i], L.Not(old.in_use[i]))),
                   sum(L.If(p, 1, 0) for p in picked) == used,
@@ -92,13 +92,16 @@ def rule_pop_avail_takes_next_head(L, old, args, ok, new, out):
 
 @rule("virtio_split.device", "add_used", "VIRTIO/model/rule#add-used")
 def rule_add_used_publishes_one_entry(L, old, args, ok, new, out):
-    """Accepted iff the head is held and len fits; then (id, len) fills the next used slot and the head is released."""
+    """Accepted iff the head is held and len fits; then (id, len) fills the next used slot and the head is released.
+
+    The used entry's len is le32: a device that wrote all of a 2^32-byte writable part reports 2^32 - 1 (2.7.8.2
+    lets len under-estimate what was written); any other len is reported as written."""
     id_, length = args["id"], args["length"]
     legal = L.And(L.ULE(0, id_), L.ULT(id_, old.size), L.at(old.held, id_), L.ULE(0, length),
                   L.ULE(length, L.at(old.wlen, id_)))
     slot = L.mod(old.used_idx, old.size)
     return L.And(ok == legal, L.Implies(ok, L.And(
-        L.at(new.used_id, slot) == id_, L.at(new.used_len, slot) == length,
+        L.at(new.used_id, slot) == id_, L.at(new.used_len, slot) == L.If(L.ULE(length, U32_MAX), length, U32_MAX),
         _unchanged_except(L, old.used_id, new.used_id, slot), new.used_idx == u16(L, old.used_idx + 1),
         L.Not(L.at(new.held, id_)), _unchanged_except(L, old.held, new.held, id_),
         new.last_avail == old.last_avail)))

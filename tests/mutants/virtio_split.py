@@ -21,6 +21,7 @@ KICK = "VIRTIO/driver/Virtqueues/Available Buffer Notification Suppression#notif
 IRQ = "VIRTIO/device/Virtqueues/Used Buffer Notification Suppression#notify"
 AVAIL_FLAGS = "VIRTIO/driver/Virtqueues/Used Buffer Notification Suppression#flags"
 USED_FLAGS = "VIRTIO/device/Virtqueues/Available Buffer Notification Suppression#flags"
+QNM = "VIRTIO/driver/Virtio Over MMIO/MMIO Device Register Layout#queue-num-max"
 
 
 def _with_new(fn):
@@ -51,6 +52,27 @@ def _walk_ttl_reset_too_far(orig, L, w, length, flags, next, in_region):
 def _walk_ttl_not_spent(orig, L, w, length, flags, next, in_region):
     sp = orig(L, w, length, flags, next, in_region)
     return replace(sp, new=replace(sp.new, ttl=L.If(sp.new.in_table == w.in_table, w.ttl, sp.new.ttl)))
+
+
+def _walk_table_len_bounded(orig, L, w, length, flags, next, in_region):
+    """The old check: an indirect table of more than queue-size entries is refused, whatever its chain."""
+    sp = orig(L, w, length, flags, next, in_region)
+    big = L.And((flags & 4) != 0, L.ULT(w.size, L.div(length, 16)))
+    return replace(sp, guards=tuple(sp.guards) + ((L.Not(big), IND + "chain-len"),))
+
+
+def _walk_ttl_table_len(orig, L, w, length, flags, next, in_region):
+    sp = orig(L, w, length, flags, next, in_region)
+    return replace(sp, new=replace(sp.new, ttl=L.If(L.And(sp.new.in_table, L.Not(w.in_table)), sp.new.table_len,
+                                                     sp.new.ttl)))
+
+
+def _walk_total_below_2_32(orig, L, w, length, flags, next, in_region):
+    """'fewer than 2^32 bytes': the chain of exactly 2^32 bytes is refused."""
+    sp = orig(L, w, length, flags, next, in_region)
+    direct = (flags & 4) == 0
+    return replace(sp, guards=tuple(sp.guards) + ((L.Implies(direct, L.ULE(w.total + length, (1 << 32) - 1)),
+                                                   TOTAL_LEN),))
 
 
 def _kick_never(orig, L, d, avail_event, used_flags):
@@ -101,8 +123,34 @@ MUTANTS = [
     # -- chain walk, one per clause
     Mutant("split-indirect-without-feature", IND + "feature", S + "indirect_without_feature_is_refused",
            IND + "feature", drop_guard(C, "walk_step", IND + "feature"), "synthetic"),
-    Mutant("split-indirect-table-too-long", IND + "chain-len", S + "oversized_indirect_table_is_refused",
+    Mutant("split-indirect-table-too-long", IND + "chain-len", S + "indirect_chain_longer_than_queue_is_refused",
            IND + "chain-len", drop_guard(C, "walk_step", IND + "chain-len"), "synthetic"),
+    Mutant("split-indirect-table-bounded-by-queue", IND + "chain-len",
+           S + "long_indirect_table_with_short_chain_is_accepted", IND + "chain-len",
+           replace_fn(C, "walk_step", _walk_table_len_bounded),
+           "issue 9: the table's len/16 (not its chain) held to the queue size refuses a legal 256-entry table"),
+    Mutant("split-indirect-ttl-is-table-len", "VIRTIO/model/chain#ttl", WALK + "walk_step⊢inv_walk_bounded",
+           "VIRTIO/model/chain#ttl", replace_fn(C, "walk_step", _walk_ttl_table_len),
+           "synthetic: a long table's walk bounded by its length (2^28 reads), not by the chain's"),
+    Mutant("split-total-len-below-2-32", TOTAL_LEN, S + "chain_of_exactly_2_32_bytes_is_accepted", TOTAL_LEN,
+           replace_fn(C, "walk_step", _walk_total_below_2_32),
+           "issue 9: 'fewer than 2^32' refuses the legal chain of exactly 2^32 bytes"),
+    Mutant("split-used-len-not-capped", "VIRTIO/model/index#u16", DEV + "add_used⊢inv_device_indices_u16",
+           "VIRTIO/model/index#u16", replace_fn(M, "add_used", _with_new(lambda L, v, n, *a, **k: replace(
+               n, used_len=L.update(v.used_len, L.mod(v.used_idx, v.size), k["length"])))),
+           "synthetic: 2^32 written, 2^32 put in a le32 len"),
+    # -- queue configuration (the device's checks when the driver makes the queue ready)
+    Mutant("split-queue-size-above-max", QNM, S + "queue_size_above_device_max_is_refused", QNM,
+           drop_guard(M, "queue_ready", QNM), "issue 9: only 32768 bounded the size"),
+    Mutant("split-queue-size-not-pow2", "VIRTIO/model/queue#size-pow2", S + "queue_size_not_a_power_of_two_is_refused",
+           "VIRTIO/model/queue#size-pow2", drop_guard(M, "queue_ready", "VIRTIO/model/queue#size-pow2"),
+           "vm-virtio 0.4 queue size 0 (#173)"),
+    Mutant("split-ring-misaligned-accepted", "VIRTIO/driver/Virtqueues#align", S + "misaligned_ring_is_refused_by_device",
+           "VIRTIO/driver/Virtqueues#align", drop_guard(M, "queue_ready", "VIRTIO/driver/Virtqueues#align"),
+           "synthetic"),
+    Mutant("split-ring-outside-region", "VIRTIO/model/queue#in-region", S + "ring_outside_region_is_refused",
+           "VIRTIO/model/queue#in-region", drop_guard(M, "queue_ready", "VIRTIO/model/queue#in-region"),
+           "issue 9: a misplaced ring met later as a memory fault"),
     Mutant("split-indirect-with-next", IND + "indirect-next", S + "indirect_with_next_is_refused",
            IND + "indirect-next", drop_guard(C, "walk_step", IND + "indirect-next"), "vm-virtio issue #95"),
     Mutant("split-readable-after-writable", ORDER, S + "readable_after_writable_is_refused", ORDER,
