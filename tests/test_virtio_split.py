@@ -321,11 +321,43 @@ def ring_outside_region_is_refused():
     return None
 
 
+def _from_state_refused(build, clause):
+    try:
+        build()
+    except errors.InvariantViolation as e:
+        return None if e.clause == clause else clause
+    return clause
+
+
+def device_state_with_wrong_held_count_is_refused():
+    """inv_device_held_count: last_avail - used_idx must count the held heads (2 apart, one held)."""
+    lay = split.compute_layout(SIZE, 0, align=4)
+    return _from_state_refused(lambda: split.SplitDevice.from_state(
+        FlatView(MEM), lay, in_region=lambda a, n: True, last_avail=2, used_idx=0, held={1: 8}), split.INV_DEVICE_HELD)
+
+
+def device_state_with_avail_seen_too_far_is_refused():
+    """inv_device_avail_window: an accepted avail idx at most the queue size ahead."""
+    lay = split.compute_layout(SIZE, 0, align=4)
+    return _from_state_refused(lambda: split.SplitDevice.from_state(
+        FlatView(MEM), lay, in_region=lambda a, n: True, last_avail=65535, used_idx=65535,
+        avail_seen=SIZE), split.INV_AVAIL_WINDOW)
+
+
+def driver_state_with_wrong_last_used_is_refused():
+    """inv_driver_in_flight: avail_idx - last_used counts the buffers in flight (one buffer, two apart)."""
+    lay = split.compute_layout(SIZE, 0, align=4)
+    return _from_state_refused(lambda: split.SplitDriver.from_state(
+        FlatView(MEM), lay, avail_idx=1, last_used=65535, buffers=[([(DATA, 1)], [], "a")]), split.INV_IN_FLIGHT)
+
+
 SCENARIOS = [descriptor_loop_is_refused, total_length_overflow_is_refused, indirect_without_feature_is_refused,
              nested_indirect_is_refused, indirect_chain_longer_than_queue_is_refused,
              long_indirect_table_with_short_chain_is_accepted, chain_of_exactly_2_32_bytes_is_accepted,
              queue_size_above_device_max_is_refused, queue_size_not_a_power_of_two_is_refused,
-             misaligned_ring_is_refused_by_device, ring_outside_region_is_refused, indirect_with_next_is_refused,
+             misaligned_ring_is_refused_by_device, ring_outside_region_is_refused,
+             device_state_with_wrong_held_count_is_refused, device_state_with_avail_seen_too_far_is_refused,
+             driver_state_with_wrong_last_used_is_refused, indirect_with_next_is_refused,
              readable_after_writable_is_refused, next_out_of_range_is_refused,
              indirect_len_not_multiple_of_16_is_refused, buffer_outside_region_is_refused, avail_idx_jump_is_refused,
              used_id_not_in_flight_is_refused, used_len_larger_than_buffer_is_refused, misaligned_layout_is_refused]
@@ -549,3 +581,140 @@ def test_model_clauses_name_their_section_or_say_there_is_none():
     for cid in (chain.IN_REGION, split.HELD, split.INUSE, chain.NEXT_RANGE, chain.TABLE_LEN, split.HEAD_RANGE,
                 split.USED_ID, split.USED_IDX, split.RING_IN_REGION, split.QUEUE_POW2):
         assert re.search(r"virtio-1\.3:\d", clauses.get(cid).section), cid
+
+
+# ---------------------------------------------------------------- any legal starting state (from_state)
+
+def _inv_ok(component, state):
+    """Return the clauses of ``component``'s invariants that ``state`` breaks (evaluated concretely)."""
+    from t1virtio.logic import CONCRETE
+    from t1virtio.specs.invariants import REGISTRY
+    import t1virtio.specs.invariants.virtio_split  # noqa: F401
+    return [i.clause for i in REGISTRY[component] if not i.fn(CONCRETE, state)]
+
+
+def _mid_stream(start, u, h, a, event_idx=True, indirect=True, descs=False):
+    """A pair mid-stream: ``u`` buffers used (not yet taken back), ``h`` held by the device, ``a`` available, in that
+    order of availability; the driver's last used at ``start``. Returns (ring, driver, device, tokens)."""
+    r = Ring(indirect=indirect, event_idx=event_idx, region=(0x200, MEM))
+    n = u + h + a
+    avail_idx = (start + n) & 0xFFFF
+    bufs = [([(DATA + 32 * k, 4)], [(DATA + 32 * k + 8, 8 + k)], f"t{k}") for k in range(n)]
+    if descs:      # direct buffers of two descriptors each, in a scattered order
+        order = [3, 0, 2, 1]
+        bufs = [(o, i, t, (order[2 * k], order[2 * k + 1])) for k, (o, i, t) in enumerate(bufs)]
+    drv = split.SplitDriver.from_state(r.mem, r.lay, avail_idx=avail_idx, buffers=bufs, event_idx=event_idx,
+                                       indirect=indirect, indirect_arena=(0x200, SIZE), num_added=a)
+    heads = [drv.state.avail_ring[(start + k) % SIZE] for k in range(n)]
+    last_avail = (avail_idx - a) & 0xFFFF
+    used_idx = (last_avail - h) & 0xFFFF
+    dev = split.SplitDevice.from_state(
+        r.mem, r.lay, event_idx=event_idx, indirect=indirect, in_region=r.device.in_region,
+        last_avail=last_avail, used_idx=used_idx, held={heads[u + k]: 8 + u + k for k in range(h)},
+        used=[(heads[k], 3) for k in range(u)], avail_event=last_avail)
+    return r, drv, dev, heads
+
+
+@pytest.mark.parametrize("start", [0, 65534, 40000])
+@pytest.mark.parametrize("u,h,a", [(0, 0, 0), (1, 1, 1), (2, 0, 2), (0, 2, 0), (1, 0, 0), (0, 0, 2)])
+@pytest.mark.parametrize("indirect", [False, True])
+def test_a_pair_built_mid_stream_satisfies_every_invariant_and_runs_on(start, u, h, a, indirect):
+    """Driver and device built at a state the invariants allow: every side and pair invariant holds, and the ring
+    runs on from there (the driver takes back the used buffers, the device completes what it holds and pops the
+    rest; every buffer comes back once, with the writable lengths it had)."""
+    from t1virtio.specs.invariants.virtio_split import SplitPair
+    if not indirect and 2 * (u + h + a) > SIZE:
+        pytest.skip("direct buffers of 2 descriptors: at most 2 fit a 4-entry table")
+    r, drv, dev, heads = _mid_stream(start, u, h, a, indirect=indirect)
+    assert _inv_ok("virtio_split.driver", drv.state) == [] and _inv_ok("virtio_split.device", dev.state) == []
+    assert _inv_ok("virtio_split", SplitPair(drv.state, dev.state)) == []
+    got = [drv.get_used() for _ in range(u)]
+    assert got == [(f"t{k}", 3) for k in range(u)]
+    for k in range(h):
+        dev.add_used(heads[u + k], 8 + u + k)
+    for k in range(a):
+        c = dev.pop_avail()
+        assert c.head == heads[u + h + k] and c.wlen == 8 + u + h + k
+        assert dev.read(c) == bytes(r.buf[DATA + 32 * (u + h + k):DATA + 32 * (u + h + k) + 4])
+        dev.add_used(c.head, c.wlen)
+    rest = [drv.get_used() for _ in range(h + a)]
+    assert rest == [(f"t{k}", 8 + k) for k in range(u, u + h + a)]
+    assert drv.state.num_free == SIZE and drv.get_buf() is None and dev.next_chain() is None
+    assert _inv_ok("virtio_split", SplitPair(drv.state, dev.state)) == []
+
+
+def test_mid_stream_buffers_in_chosen_descriptors():
+    """``descs`` puts each buffer in the descriptors a trace names (head first); the free list is then ascending."""
+    r, drv, dev, heads = _mid_stream(7, 1, 0, 1, indirect=False, descs=True)
+    assert heads == [3, 2] and drv.chains == {3: (3, 0), 2: (2, 1)} and drv.state.num_free == 0
+    assert [c for c in drv.state.chain_of] == [3, 2, 2, 3]
+    c = dev.pop_avail()
+    assert c.head == 2 and c.descs == (2, 1)
+    assert drv.get_used() == ("t0", 3)
+    assert drv.add_buf([(DATA, 1)], [], "next") == 3        # the freed chain is at the front of the free list
+
+
+def _device_kw():
+    return dict(in_region=lambda a, n: 0 <= a and a + n <= MEM)
+
+
+@pytest.mark.parametrize("kw,clause", [
+    (dict(last_avail=5, used_idx=3, held={0: 8}), "ownership#device-held"),
+    (dict(last_avail=5, used_idx=4, held={0: 8, 1: 8}), "ownership#device-held"),
+    (dict(last_avail=65536, used_idx=65535, held={0: 1}), "index#u16"),
+    (dict(last_avail=1, used_idx=0, held={SIZE: 1}), "index#u16"),
+    (dict(last_avail=1, used_idx=0, held={0: (1 << 32) + 1}), "index#u16"),
+    (dict(last_avail=0, used_idx=0, avail_seen=SIZE + 1), "index#avail-window"),
+    (dict(last_avail=0, used_idx=0, used_flags=2), "Notification Suppression#flags"),
+    (dict(last_avail=0, used_idx=0, used_flags=1, event_idx=True), "Notification Suppression#flags"),
+    (dict(last_avail=0, used_idx=2, used=[(SIZE, 0)]), "index#u16"),
+    (dict(last_avail=0, used_idx=2, used=[(0, 1 << 32)]), "index#u16"),
+    (dict(last_avail=0, used_idx=2, used=[(0, 0)] * (SIZE + 1)), "index#u16"),
+])
+def test_an_illegal_device_state_is_refused_with_the_invariant_clause(kw, clause):
+    with pytest.raises(errors.InvariantViolation, match=clause):
+        split.SplitDevice.from_state(FlatView(MEM), split.compute_layout(SIZE, 0, align=4), **_device_kw(), **kw)
+
+
+@pytest.mark.parametrize("kw,clause", [
+    (dict(avail_idx=3, last_used=1, buffers=[([(DATA, 1)], [], "a")]), "ownership#in-flight"),
+    (dict(avail_idx=SIZE + 1, buffers=[([(DATA, 1)], [], k) for k in range(SIZE + 1)]), "ownership#in-flight"),
+    (dict(avail_idx=65536), "index#u16"),
+    (dict(avail_idx=0, num_added=-1), "index#u16"),
+    (dict(avail_idx=0, used_event=70000), "index#u16"),
+    (dict(avail_idx=0, avail_flags=1, event_idx=True), "Notification Suppression#flags"),
+    (dict(avail_idx=0, avail_flags=3), "Notification Suppression#flags"),
+    (dict(avail_idx=2, buffers=[([(DATA, 1)] * 3, [], "a"), ([(DATA, 1)] * 2, [], "b")]), "ownership#free"),
+    (dict(avail_idx=2, buffers=[([(DATA, 1)], [], "a", (0,)), ([(DATA, 1)], [], "b", (0,))]), "ownership#chain"),
+    (dict(avail_idx=1, buffers=[([(DATA, 1)] * 2, [], "a", (0,))]), "ownership#chain"),
+    (dict(avail_idx=1, buffers=[([(DATA, 1)], [], "a", (SIZE,))]), "ownership#chain"),
+])
+def test_an_illegal_driver_state_is_refused_with_the_invariant_clause(kw, clause):
+    with pytest.raises(errors.InvariantViolation, match=clause):
+        split.SplitDriver.from_state(FlatView(MEM), split.compute_layout(SIZE, 0, align=4), **kw)
+
+
+def test_device_from_state_accepts_exactly_what_the_invariants_allow():
+    """Over a grid of device states (indices near the wrap, 0..size held heads, flags, avail_seen), from_state accepts
+    a state iff every device invariant holds of it, and refuses with the clause of one it breaks."""
+    import itertools
+    lay = split.compute_layout(SIZE, 0, align=4)
+    seen = set()
+    for la, back, nheld, seen_ahead, flags, ev in itertools.product(
+            [0, 3, 65535], [0, 1, 2, 5], [0, 1, 2], [0, SIZE, SIZE + 1], [0, 1, 2], [False, True]):
+        kw = dict(last_avail=la, used_idx=(la - back) & 0xFFFF, held={h: 4 for h in range(nheld)},
+                  avail_seen=(la + seen_ahead) & 0xFFFF, used_flags=flags, event_idx=ev)
+        try:
+            dev = split.SplitDevice.from_state(FlatView(MEM), lay, **_device_kw(), **kw)
+        except errors.InvariantViolation as e:
+            v = split.DeviceRing(event_idx=ev, last_avail=la, avail_seen=kw["avail_seen"], used_idx=kw["used_idx"],
+                                 signalled=kw["used_idx"], held=tuple(h < nheld for h in range(SIZE)),
+                                 wlen=tuple(4 if h < nheld else 0 for h in range(SIZE)), used_id=(0,) * SIZE,
+                                 used_len=(0,) * SIZE, used_flags=flags, avail_event=0)
+            broken = _inv_ok("virtio_split.device", v)
+            assert e.clause in broken, (kw, e.clause, broken)
+            seen.add("refused")
+            continue
+        assert _inv_ok("virtio_split.device", dev.state) == [], kw
+        seen.add("accepted")
+    assert seen == {"accepted", "refused"}

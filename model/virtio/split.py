@@ -71,6 +71,16 @@ RING_IN_REGION = "VIRTIO/model/queue#in-region"
 # head at most once (``held`` is a flag per head), so "refuse" is the only policy they express.
 HELD_HEAD_POLICY = "refuse"
 
+# invariant clauses a state built by ``from_state`` must satisfy (specs/invariants/virtio_split.py states them)
+INV_U16 = "VIRTIO/model/index#u16"
+INV_FREE = "VIRTIO/model/ownership#free"
+INV_CHAIN = "VIRTIO/model/ownership#chain"
+INV_IN_FLIGHT = "VIRTIO/model/ownership#in-flight"
+INV_AVAIL_WINDOW = "VIRTIO/model/index#avail-window"
+INV_DEVICE_HELD = "VIRTIO/model/ownership#device-held"
+INV_AVAIL_FLAGS = "VIRTIO/driver/Virtqueues/Used Buffer Notification Suppression#flags"
+INV_USED_FLAGS = "VIRTIO/device/Virtqueues/Available Buffer Notification Suppression#flags"
+
 # A selection of descriptors (``add_buf``'s ``sel``, a chain's record) is a set of table indices: concretely a
 # frozenset (an int bitmask is accepted too, as in older counterexample files), in proofs a bitmask of one bit
 # per descriptor of the proofs' queue size and one more, so the proofs also cover a selection naming an index
@@ -412,6 +422,35 @@ def disable_notify(L: Any, v: DeviceRing) -> Step:
     return step([], replace(v, used_flags=L.If(v.event_idx, v.used_flags, VRING_USED_F_NO_NOTIFY)))
 
 
+def _u16ok(L: Any, *xs: Any) -> Any:
+    return L.And(*[L.And(L.ULE(0, x), L.ULT(x, 1 << U16)) for x in xs])
+
+
+def driver_state_check(L: Any, d: DriverRing, in_flight: Any) -> Step:
+    """The guards a driver state built mid-stream (``SplitDriver.from_state``) must pass, each citing the invariant
+    it would break: u16 indices, ``avail_idx - last_used`` = the ``in_flight`` buffers (at most the queue size), and
+    avail flags 0 or 1, 0 with EVENT_IDX. (Descriptor ownership holds by construction: the buffers are added.)"""
+    return step([(_u16ok(L, d.avail_idx, d.num_added, d.last_used, d.used_event), INV_U16),
+                 (L.And(u16(L, d.avail_idx - d.last_used) == in_flight, L.ULE(in_flight, d.size)), INV_IN_FLIGHT),
+                 (L.If(d.event_idx, d.avail_flags == 0, L.Or(d.avail_flags == 0, d.avail_flags == 1)),
+                  INV_AVAIL_FLAGS)], None)
+
+
+def device_state_check(L: Any, v: DeviceRing, n_held: Any) -> Step:
+    """The guards a device state built mid-stream (``SplitDevice.from_state``) must pass, each citing the invariant
+    it would break: u16 indices (le32 used lens, writable lengths up to 2^32), an accepted avail idx at most the queue
+    size ahead, ``last_avail - used_idx`` = the ``n_held`` heads held, used flags 0 or 1 and 0 with EVENT_IDX."""
+    return step([(L.And(_u16ok(L, v.last_avail, v.avail_seen, v.used_idx, v.signalled, v.avail_event),
+                        L.all_idx(v.size, lambda k: L.And(
+                            L.ULE(0, v.used_id[k]), L.ULT(v.used_id[k], v.size), L.ULE(0, v.used_len[k]),
+                            L.ULE(v.used_len[k], chain.U32_MAX), L.ULE(0, v.wlen[k]),
+                            L.ULE(v.wlen[k], chain.MAX_CHAIN_BYTES)))), INV_U16),
+                 (L.ULE(u16(L, v.avail_seen - v.last_avail), v.size), INV_AVAIL_WINDOW),
+                 (u16(L, v.last_avail - v.used_idx) == n_held, INV_DEVICE_HELD),
+                 (L.If(v.event_idx, v.used_flags == 0, L.Or(v.used_flags == 0, v.used_flags == 1)), INV_USED_FLAGS)],
+                None)
+
+
 def device_reset(L: Any, v: DeviceRing) -> Step:
     """Forget every buffer (device reset, §2.4): nothing held, indices at 0 (a reset path: ``O(size)``)."""
     return step([], device_init(v.size, v.event_idx, L=L))
@@ -475,6 +514,77 @@ class SplitDriver(_Side):
         write_le(mem, layout.avail, 2, self.state.avail_flags)
         write_le(mem, layout.avail + 2, 2, start)
         write_le(mem, layout.used + 2, 2, start)
+
+    @classmethod
+    def from_state(cls, mem: MemoryView, layout: SplitLayout, *, avail_idx: int, buffers: Any = (),
+                   last_used: int | None = None, num_added: int = 0, cb_disabled: bool = False,
+                   used_event: int | None = None, avail_flags: int | None = None, **kw: Any) -> "SplitDriver":
+        """A driver mid-stream: ``buffers`` in flight (made available, not yet taken back), in the order they were
+        made available, each ``(out, inn, token)`` or ``(out, inn, token, descs)`` with the descriptors it occupies
+        (head first; one for an indirect table). They fill the available slots just before ``avail_idx``, so
+        ``last_used`` is ``avail_idx - len(buffers)`` (mod 2^16; given, it must be). ``num_added`` counts buffers
+        added since the last kick; ``cb_disabled`` is Linux's NO_INTERRUPT shadow; ``used_event`` (default: 0 if
+        callbacks are off, else ``last_used``) and ``avail_flags`` (default: 1 iff callbacks are off without
+        EVENT_IDX) are what the driver wrote. Other keywords are the constructor's.
+
+        Writes what the driver owns: the zeroed ring (as the constructor), each buffer's descriptors and indirect
+        table exactly as ``add_buf`` writes them, the available ring, flags and ``used_event``. Build the driver
+        before a device on the same bytes (the device then writes its used ring). The free list holds the other
+        descriptors in Linux's order after the adds (ascending when ``descs`` are given). An illegal state raises
+        the invariant's clause (``InvariantViolation``): indices not u16, a ``last_used`` that does not count the
+        buffers, more buffers or descriptors than the queue has, a descriptor in two buffers, flags 1 with EVENT_IDX.
+        """
+        buffers = list(buffers)
+        n, size = len(buffers), layout.size
+        start = (avail_idx - n) & 0xFFFF
+        if last_used is None:
+            last_used = start
+        if used_event is None:
+            used_event = 0 if cb_disabled else last_used
+        ev = bool(kw.get("event_idx", False))
+        if avail_flags is None:
+            avail_flags = VRING_AVAIL_F_NO_INTERRUPT if cb_disabled and not ev else 0
+        probe = replace(driver_init(1, ev, False), avail_idx=avail_idx, num_added=num_added, last_used=last_used,
+                        used_event=used_event, avail_flags=avail_flags)
+        probe = replace(probe, in_use=(False,) * size)     # size only: the check reads no table
+        apply(driver_state_check(CONCRETE, probe, n),
+              f"avail idx {avail_idx}, last used {last_used}, {n} buffers, num_added {num_added}, "
+              f"used_event {used_event}, avail flags {avail_flags}")
+        kw.pop("start", None)
+        drv = cls(mem, layout, start=start, **kw)
+        notify, drv.notify = drv.notify, lambda: None
+        explicit = False
+        for b in buffers:
+            out, inn, token = b[0], b[1], b[2]
+            descs = tuple(b[3]) if len(b) > 3 and b[3] is not None else None
+            if descs is not None:
+                explicit = True
+                need = 1 if drv._use_indirect(len(out) + len(inn)) else len(out) + len(inn)
+                s = drv.state
+                if (len(descs) != need or len(set(descs)) != need
+                        or not all(isinstance(i, int) and 0 <= i < size and not s.in_use[i] for i in descs)):
+                    raise errors.fail(INV_CHAIN, f"buffer {token!r}: descriptors {descs} (need {need} free, distinct, "
+                                                 f"below {size})")
+                rest = [i for i in range(size) if not s.in_use[i] and i not in descs]
+                drv.free_head = descs[0]
+                for a, c in zip(descs, descs[1:]):
+                    drv.next_link[a] = c
+                drv.next_link[descs[-1]] = rest[0] if rest else 0
+            try:
+                drv.add_buf(out, inn, token)
+            except errors.Exhausted:
+                raise errors.fail(INV_FREE, f"buffer {token!r}: more descriptors than the queue's {size}") from None
+        if explicit:
+            free = [i for i in range(size) if not drv.state.in_use[i]]
+            for a, c in zip(free, free[1:]):
+                drv.next_link[a] = c
+            drv.free_head = free[0] if free else 0
+        drv.notify = notify
+        drv.state = replace(drv.state, num_added=num_added, cb_disabled=cb_disabled, avail_flags=avail_flags,
+                            used_event=used_event)
+        write_le(mem, layout.avail, 2, avail_flags)
+        write_le(mem, layout.used_event(), 2, used_event)
+        return drv
 
     def _use_indirect(self, total: int) -> bool:
         s = self.state
@@ -642,6 +752,56 @@ class SplitDevice(_Side):
         self.last_out: Any = None
         self.last_args: dict = {}
         self.broken = None
+
+    @classmethod
+    def from_state(cls, mem: MemoryView, layout: SplitLayout, *, last_avail: int, used_idx: int,
+                   held: Any = None, avail_seen: int | None = None, signalled: int | None = None,
+                   used_flags: int = 0, avail_event: int = 0, used: Any = (), **kw: Any) -> "SplitDevice":
+        """A device mid-stream: ``last_avail`` (next available entry to read), ``used_idx``, the heads it holds
+        (``held``: head -> writable length, or head -> the ``Chain`` it popped), ``avail_seen`` (the avail idx last
+        accepted; default ``last_avail``), ``signalled`` (used idx at the last notification decision; default
+        ``used_idx``), ``used_flags`` and ``avail_event`` as written, and ``used``: the latest used entries
+        ``(id, len)``, oldest first, ending at slot ``used_idx - 1``. Other keywords are the constructor's
+        (the queue-ready checks run first).
+
+        Writes what the device owns: used flags, used idx, ``avail_event`` and the ``used`` entries. An illegal
+        state raises the invariant's clause (``InvariantViolation``): indices not u16, a held head outside the
+        table, ``last_avail - used_idx`` not the number held, ``avail_seen`` more than the queue size ahead, used
+        flags not 0/1 or not 0 with EVENT_IDX, more used entries than slots, an id outside the table, a len
+        beyond le32.
+        """
+        kw.pop("start", None)
+        dev = cls(mem, layout, **kw)
+        n = layout.size
+        held = dict(held or {})
+        used = list(used)
+        bad = [h for h in held if not (isinstance(h, int) and 0 <= h < n)]
+        if bad or len(used) > n:
+            raise errors.fail(INV_U16, f"held heads {bad} outside the table" if bad else
+                              f"{len(used)} used entries for {n} slots")
+        wl = {h: (c.wlen if isinstance(c, chain.Chain) else c) for h, c in held.items()}
+        ids, lens = [0] * n, [0] * n
+        for k, (i, ln) in enumerate(used):
+            slot = (used_idx - len(used) + k) % n
+            ids[slot], lens[slot] = i, ln
+        v = DeviceRing(event_idx=dev.state.event_idx, last_avail=last_avail,
+                       avail_seen=last_avail if avail_seen is None else avail_seen, used_idx=used_idx,
+                       signalled=used_idx if signalled is None else signalled,
+                       held=CONCRETE.tabulate(n, lambda h: h in wl), wlen=CONCRETE.tabulate(n, lambda h: wl.get(h, 0)),
+                       used_id=CONCRETE.tabulate(n, lambda k: ids[k]), used_len=CONCRETE.tabulate(n, lambda k: lens[k]),
+                       used_flags=used_flags, avail_event=avail_event)
+        apply(device_state_check(CONCRETE, v, len(held)),
+              f"last avail {last_avail}, used idx {used_idx}, {len(held)} held, avail seen {v.avail_seen}, "
+              f"used flags {used_flags}")
+        dev.state = v
+        dev.chains = {h: c for h, c in held.items() if isinstance(c, chain.Chain)}
+        lay = layout
+        write_le(mem, lay.used, 2, used_flags)
+        write_le(mem, lay.used + 2, 2, used_idx)
+        write_le(mem, lay.avail_event(), 2, avail_event)
+        for k, (i, ln) in enumerate(used):
+            mem.write(lay.used_elem_at((used_idx - len(used) + k) % n), struct.pack("<II", i, ln))
+        return dev
 
     def _read_desc(self, i: int) -> chain.Desc:
         return chain.Desc.decode(self.mem.read(self.layout.desc_at(i), DESC_SIZE))

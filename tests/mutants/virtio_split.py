@@ -180,6 +180,17 @@ MUTANTS = [
     Mutant("split-detach-anything", "VIRTIO/model/driver#detach", DRV + "detach_unused⊢inv_driver_in_flight",
            "VIRTIO/model/ownership#in-flight", drop_guard(M, "detach_unused", "VIRTIO/model/driver#detach"),
            "synthetic"),
+    # -- states built mid-stream (from_state): each check cites the invariant it keeps
+    Mutant("split-from-state-held-count-unchecked", "VIRTIO/model/ownership#device-held",
+           S + "device_state_with_wrong_held_count_is_refused", "VIRTIO/model/ownership#device-held",
+           drop_guard(M, "device_state_check", "VIRTIO/model/ownership#device-held"),
+           "issue 9: a device started mid-stream holding fewer heads than its indices say"),
+    Mutant("split-from-state-avail-window-unchecked", "VIRTIO/model/index#avail-window",
+           S + "device_state_with_avail_seen_too_far_is_refused", "VIRTIO/model/index#avail-window",
+           drop_guard(M, "device_state_check", "VIRTIO/model/index#avail-window"), "synthetic"),
+    Mutant("split-from-state-in-flight-unchecked", "VIRTIO/model/ownership#in-flight",
+           S + "driver_state_with_wrong_last_used_is_refused", "VIRTIO/model/ownership#in-flight",
+           drop_guard(M, "driver_state_check", "VIRTIO/model/ownership#in-flight"), "synthetic"),
     # -- the driver against the used ring
     Mutant("split-get-used-when-empty", "VIRTIO/model/used#empty", DRV + "get_used⊨rule_get_used_frees_one_chain",
            "VIRTIO/model/rule#get-used", drop_guard(M, "get_used", "VIRTIO/model/used#empty"), "synthetic"),
