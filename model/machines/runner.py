@@ -1,12 +1,14 @@
 """Run a machine for a number of examples or minutes; pin every failure as a regression file.
 
 A failure is shrunk by Hypothesis and printed as a Python program (``state = Machine()`` then one
-call per step). That program, the seed and the failing clause go into a JSON regression file that
-``t1virtio replay`` and the tests run again.
+call per step). The program is read (with ``ast``, never run) into steps, data a file can hold: the
+machine, the preset, the seed, the failing clause and the steps go into a JSON regression file
+(``t1virtio-regression/2``, docs/formats/README.md) that ``t1virtio replay`` and the tests check
+against the machine's rules and run again on its methods. The program stays in the file as a
+comment for people; nothing reads it back.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +18,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
-from t1virtio import errors
+from t1virtio import errors, machinesteps, replayfile
 from t1virtio.machines import load
 from t1virtio.machines.common import active_preset, using_preset
+from t1virtio.preset import by_name
 
-FORMAT = "t1virtio-regression/1"
+FORMAT = replayfile.REGRESSION
+MAX_ERROR = 20000          # characters of the error message kept in a file (the schema's bound)
+MAX_PROGRAM = 500000       # characters of the program comment kept in a file (the schema's bound)
 
 
 @dataclass
@@ -92,13 +97,29 @@ def _fuzz(name: str, examples: int | None, minutes: float | None, seed: int, ste
         if progress:
             progress(n)
         if exc is not None:
-            program = extract_program(exc, lines)
-            fail = {"format": FORMAT, "machine": name, "preset": active_preset().name, "seed": seed + k - 1,
-                    "clause": clause_of(exc), "error": f"{type(exc).__name__}: {exc}", "program": program}
+            fail = failure_record(cls, name, seed + k - 1, exc, extract_program(exc, lines))
             return FuzzResult(name, done, time.perf_counter() - t0, fail, lines)
         if total is None and time.perf_counter() - t0 >= (minutes or 0) * 60:
             break
     return FuzzResult(name, done, time.perf_counter() - t0)
+
+
+def failure_record(cls: type, name: str, seed: int, exc: BaseException, program: str) -> dict:
+    """The regression record of a failure: its steps as data when the program converts (else the
+    reason it does not, as ``unreplayable``), the program itself as a comment."""
+    fail = {"format": FORMAT, "machine": name, "preset": active_preset().name, "seed": seed,
+            "clause": clause_of(exc), "error": f"{type(exc).__name__}: {exc}"[:MAX_ERROR]}
+    try:
+        fail["steps"] = machinesteps.from_program(cls, program)
+        replayfile.validate({**fail, "program": ""})
+    except machinesteps.Refused as e:
+        fail.pop("steps", None)
+        fail["unreplayable"] = str(e)[:2000]
+    except Exception as e:  # noqa: BLE001 - the find is kept (seed, clause, program) even when its steps are not
+        fail.pop("steps", None)
+        fail["unreplayable"] = replayfile.one_line(f"the steps could not be stored ({type(e).__name__}: {e})", 2000)
+    fail["program"] = program[:MAX_PROGRAM]
+    return fail
 
 
 def extract_program(exc: BaseException, lines: list[str]) -> str:
@@ -146,20 +167,47 @@ def fuzz_parallel(name: str, jobs: int, examples: int | None = None, minutes: fl
 
 
 def save(failure: dict, folder: Path) -> Path:
-    """Write a regression file for ``failure`` and return its path."""
+    """Write a regression file for ``failure`` (checked against the format's schema) and return its path."""
+    replayfile.validate(failure)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{failure['machine']}-{failure['clause'] or 'error'}-{failure['seed']}.json".replace("/", "_")
-    path.write_text(json.dumps(failure, indent=2) + "\n")
+    path.write_text(replayfile.dumps(failure))
     return path
 
 
+def replay(failure: dict, on_step: Callable[[machinesteps.Call], None] | None = None) -> machinesteps.Outcome:
+    """Check a regression record (a file's parsed JSON) and run its steps on a fresh machine.
+
+    The record is validated against the schema, its machine and preset looked up, every step matched
+    with the machine's rules and strategies before anything runs (``machinesteps.check``); then the
+    steps run on the machine's own methods with its invariants after each (``machinesteps.run``).
+    Raises ``replayfile.BadFile`` or ``machinesteps.Refused`` (one-line messages) for a record that is
+    not valid data for its machine; returns how the run ended otherwise.
+    """
+    replayfile.validate(failure)
+    if "unreplayable" in failure:
+        again = "" if failure["seed"] is None else (
+            f"; its seed finds it again: t1virtio fuzz --machine {failure['machine']} --seed {failure['seed']} "
+            f"--preset {failure['preset'].lower()}")
+        raise machinesteps.Refused(f"this find has no steps ({failure['unreplayable']}){again}")
+    try:
+        cls = load(failure["machine"])
+    except KeyError as e:
+        raise machinesteps.Refused(e.args[0]) from None
+    try:
+        by_name(failure["preset"])
+    except KeyError as e:
+        raise machinesteps.Refused(e.args[0]) from None
+    calls = machinesteps.check(cls, failure["steps"])
+    with using_preset(failure["preset"]):
+        return machinesteps.run(cls, calls, on_step)
+
+
 def replay_program(failure: dict) -> str | None:
-    """Run a regression's program on the current model; return the clause it fails with, or None."""
-    cls = load(failure["machine"])
-    ns = {cls.__name__: cls}
-    with using_preset(failure.get("preset")):
-        try:
-            exec(compile(failure["program"], f"<regression {failure['machine']}>", "exec"), ns)  # noqa: S102
-        except errors.ModelError as e:
-            return e.clause
-    return None
+    """Replay a regression record (``replay``); return the clause it fails with, or None.
+
+    A failure that names no clause (an assertion of the machine, a crash) is raised again."""
+    out = replay(failure)
+    if out.error is not None and out.clause is None:
+        raise out.error
+    return out.clause
