@@ -138,34 +138,90 @@ def fuzz(machine: Optional[str] = typer.Option(None, "--machine", help="machine 
         raise Failure("a machine found a failure")
 
 
+def _bad(file: Path, msg: object) -> Failure:
+    """A refused replay file: one line (file content shown as text, never as markup), exit status 2."""
+    from rich.markup import escape
+
+    from t1virtio.replayfile import one_line
+    return Failure(escape(one_line(f"{file}: {msg}", 400)), 2)
+
+
+def _replay_counterexample(file: Path, data: dict) -> str | None:
+    """Check that a counterexample fits its obligation, then run it on the concrete model (``engine.replay``)."""
+    from t1virtio.proofs import engine
+    try:
+        ob = engine.find(data["obligation"])
+    except KeyError:
+        raise _bad(file, f"no obligation named {data['obligation']!r}") from None
+    if ob.component != data["component"] or ob.kind != data["kind"] or ob.clause != data["clause"]:
+        raise _bad(file, f"obligation {ob.name} is a {ob.kind} obligation of {ob.component} for clause {ob.clause}, "
+                         f"not a {data['kind']} one of {data['component']} for {data['clause']}")
+    need = {"init": ("state",), "preserve": ("state", "args"), "rule": ("state", "args"), "index": ("state", "args")}
+    missing = [k for k in need.get(ob.kind, ()) if k not in data]
+    if missing:
+        raise _bad(file, f"a {ob.kind} counterexample needs field {missing[0]!r}")
+    if ob.op is not None and "args" in data:
+        kinds = ob.op.args
+        if set(data["args"]) != set(kinds):
+            raise _bad(file, f"arguments {sorted(data['args'])} are not those of {ob.op.name} {sorted(kinds)}")
+        for k, v in data["args"].items():
+            kind = kinds[k]
+            ok = (type(v) is bool if kind == "bool" else type(v) is int if kind == "int"
+                  else type(v) is int and 0 <= v < 1 << int(kind))
+            if not ok:
+                raise _bad(file, f"argument {k}={v!r} is not a {kind if kind in ('bool', 'int') else f'{kind}-bit'} value")
+    try:
+        clause, story = engine.replay(data)
+    except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError) as e:
+        raise _bad(file, f"does not fit obligation {ob.name} ({type(e).__name__}: {e})") from None
+    out.print(story, markup=False, highlight=False)
+    return clause
+
+
+def _replay_regression(file: Path, data: dict) -> tuple[str | None, BaseException | None, str]:
+    """Run a regression's steps on its machine (``runner.replay``), printing each step as it runs."""
+    from t1virtio.machinesteps import Refused
+    from t1virtio.machines import runner
+    out.print(f"machine {data['machine']}, preset {data['preset']}, {len(data.get('steps', []))} steps "
+              f"(found with clause {data['clause']}, seed {data['seed']})", markup=False, highlight=False)
+    try:
+        res = runner.replay(data, on_step=lambda c: out.print(f"  {c.index}: {c.show()}", markup=False,
+                                                              highlight=False))
+    except Refused as e:
+        raise _bad(file, e) from None
+    return res.clause, res.error, res.where
+
+
 @app.command()
 def replay(file: Path = typer.Argument(..., help="a counterexample or regression JSON file")) -> None:
-    """Replay a counterexample or regression file on the concrete model; print the failing clause."""
+    """Replay a counterexample or regression file on the concrete model; print the failing clause.
+
+    The file is data (docs/formats/README.md): it is validated against its format's JSON Schema and
+    checked against the obligation or machine it names before anything runs; nothing in it is executed.
+    """
+    from t1virtio import replayfile
     try:
-        data = json.loads(file.read_text())
+        data = replayfile.read(file)
     except FileNotFoundError:
-        raise Failure(f"{file}: no such file", 2) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise Failure(f"{file}: not a JSON file ({e.__class__.__name__})", 2) from None
-    fmt = data.get("format", "") if isinstance(data, dict) else ""
-    if fmt.startswith("t1virtio-counterexample"):
-        from t1virtio.proofs import engine
-        try:
-            clause, story = engine.replay(data)
-        except KeyError as e:
-            raise Failure(f"{file}: {e.args[0]}", 2) from None
-        out.print(story)
-    elif fmt.startswith("t1virtio-regression"):
-        from t1virtio.machines import runner
-        out.print(data.get("program", ""))
-        clause = runner.replay_program(data)
+        raise _bad(file, "no such file") from None
+    except PermissionError:
+        raise _bad(file, "not readable (permission denied)") from None
+    except replayfile.BadFile as e:
+        raise _bad(file, e) from None
+    error, where = None, ""
+    if data["format"] == replayfile.COUNTEREXAMPLE:
+        clause = _replay_counterexample(file, data)
     else:
-        raise Failure(f"{file}: not a t1virtio counterexample or regression (format {fmt!r})", 2)
+        clause, error, where = _replay_regression(file, data)
     if clause:
         from t1virtio.specs import clauses
         c = clauses.get(clause)
-        out.print(f"fails: {clause} ({c.source}, {c.section}): {c.text}")
+        out.print(f"fails: {clause} ({c.source}, {c.section}): {c.text}" + (f" [{where}]" if where else ""),
+                  markup=False, highlight=False)
         raise Failure(f"replay fails clause {clause}")
+    if error is not None:
+        out.print(f"fails at {where}: {type(error).__name__}: {error}", markup=False, highlight=False)
+        raise Failure(f"replay fails at {where.split(':')[0]} with {type(error).__name__} (no clause)")
     out.print("replay passes: no clause fails on the current model")
 
 

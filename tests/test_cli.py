@@ -63,14 +63,22 @@ def test_replay_of_a_counterexample_file(tmp_path):
     assert out.returncode == 0 and "replay passes" in out.stdout and "msgq_send" not in out.stderr, out
 
 
-def test_replay_of_a_failing_regression_names_the_clause(tmp_path):
-    """A regression program that still fails prints the clause, its source, and exits 1."""
+def test_replay_of_a_failing_regression_names_the_clause(tmp_path, monkeypatch, capsys):
+    """A regression whose steps still fail prints the step, the clause and its source, and exits 1."""
+    from mutants import load_all
+    from t1virtio.cli import main
     f = tmp_path / "reg.json"
-    f.write_text(json.dumps({"format": "t1virtio-regression/1", "machine": "msgq",
-                             "program": "state = MsgqMachine()\nstate.create(depth=1, max_size=1)\n"
-                                        "state.q.send(b'too long')\nstate.teardown()"}))
-    out = run("replay", str(f))
-    assert out.returncode == 1 and "fails: HYP-MSGQ-size" in out.stdout, out
+    f.write_text(json.dumps({"format": "t1virtio-regression/2", "machine": "doorbell", "preset": "SMALL", "seed": 0,
+                             "clause": "HYP-DBL-send-or",
+                             "steps": [{"rule": "create", "args": {"trigger": "level", "auto_ack": False}},
+                                       {"rule": "send", "args": {"new_flags": 256}}]}))
+    m = next(m for m in load_all() if m.name == "dbl-send-wide-word")
+    monkeypatch.setattr(sys, "argv", ["t1virtio", "replay", str(f)])
+    with m.patch(), pytest.raises(SystemExit) as e:
+        main()
+    out = capsys.readouterr()
+    assert e.value.code == 1 and "fails: HYP-DBL-send-or" in out.out and "step 2: send(new_flags=256)" in out.out, out
+    assert run("replay", str(f)).returncode == 0, "the model itself passes"
 
 
 def test_clauses_lists_a_clause():
