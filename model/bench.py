@@ -254,7 +254,7 @@ def model_split(num: int, b: Budget) -> tuple[int, float, float]:
     size = data + 2 * SEG + 4096
     mem = FlatView(size)
     drv = split.SplitDriver(mem, lay, event_idx=True)
-    dev = split.SplitDevice(mem, lay, event_idx=True, in_region=lambda a, n: data <= a and a + n <= size)
+    dev = split.SplitDevice(mem, lay, event_idx=True, in_region=lambda a, n: 0 <= a and a + n <= size)
     out, inn = [(data, SEG)], [(data + SEG, SEG)]
 
     def rt(i: int) -> int:

@@ -50,6 +50,7 @@ def test_fuzz_reports_the_preset_and_a_failure_file_names_it(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)[0]["preset"] == "linux"
     fail = {"format": runner.FORMAT, "machine": "swiotlb_slots", "preset": "LINUX", "seed": 0, "clause": None,
-            "error": "", "program": "state = SwiotlbSlotsMachine()\nstate.boot(areas=1, policy='v6.1', min_align=0, "
+            "error": "", "steps": [{"rule": "boot", "args": {"areas": 1, "policy": "v6.1", "min_align": 0, "full": 0}}],
+            "program": "state = SwiotlbSlotsMachine()\nstate.boot(areas=1, policy='v6.1', min_align=0, "
                                     "full=0)\nstate.teardown()"}
     assert runner.replay_program(fail) is None and active_preset() is SMALL
