@@ -114,18 +114,27 @@ def fuzz(machine: Optional[str] = typer.Option(None, "--machine", help="machine 
     for n in todo:
         load(n)
     try:
-        by_name(preset)
+        size = by_name(preset)
     except KeyError as e:
         raise Failure(str(e.args[0]), 2) from None
+    from t1virtio.machines.common import size_limit
+    limited = {n: size_limit(load(n), size) for n in todo}
+    if machine and limited[machine]:
+        raise Failure(limited[machine], 2)
     if examples is None and minutes is None:
         examples = 500
     rows = []
     with _progress() as p:
         for n in todo:
+            if limited[n]:
+                err.print(f"not run: {limited[n]}", highlight=False)
+                continue
             rows.append(_fuzz_one(n, examples, minutes, seed, p, jobs, preset))
     if as_json:
         print(json.dumps([{"machine": r.machine, "preset": preset, "examples": r.examples, "seconds": round(r.seconds, 2),
-                           "failure": r.failure, "saved": str(pth) if pth else None} for r, pth in rows], indent=1))
+                           "failure": r.failure, "saved": str(pth) if pth else None} for r, pth in rows]
+                         + [{"machine": n, "preset": preset, "examples": 0, "not_run": why}
+                            for n, why in limited.items() if why], indent=1))
     else:
         for r, pth in rows:
             if r.failure:

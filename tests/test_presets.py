@@ -45,10 +45,13 @@ def test_fuzz_refuses_an_unknown_preset_in_one_line():
 
 
 def test_fuzz_reports_the_preset_and_a_failure_file_names_it(tmp_path):
-    r = subprocess.run(CLI + ["fuzz", "--machine", "msgq", "--examples", "2", "--json", "--preset", "linux"],
+    r = subprocess.run(CLI + ["fuzz", "--machine", "swiotlb_slots", "--examples", "2", "--json"],
                        capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)[0]["preset"] == "linux"
+    assert json.loads(r.stdout)[0]["preset"] == "small"
+    r = subprocess.run(CLI + ["fuzz", "--machine", "msgq", "--examples", "2", "--preset", "linux"],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 2 and "runs at SMALL only" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     fail = {"format": runner.FORMAT, "machine": "swiotlb_slots", "preset": "LINUX", "seed": 0, "clause": None,
             "error": "", "steps": [{"rule": "boot", "args": {"areas": 1, "policy": "v6.1", "min_align": 0, "full": 0}}],
             "program": "state = SwiotlbSlotsMachine()\nstate.boot(areas=1, policy='v6.1', min_align=0, "

@@ -65,3 +65,15 @@ def using_preset(name: str | None) -> Iterator[presets.Preset]:
             os.environ.pop(PRESET_ENV, None)
         else:
             os.environ[PRESET_ENV] = before
+
+
+def size_limit(machine: type, preset: presets.Preset) -> str | None:
+    """Why ``machine`` cannot run with ``preset``'s tables, or None when it can.
+
+    A machine lists the presets it sizes itself by in ``PRESETS`` (default: SMALL only, with the
+    reason in ``SMALL_ONLY``); asking for another is refused, never silently run at SMALL.
+    """
+    if preset.name in getattr(machine, "PRESETS", (presets.SMALL.name,)):
+        return None
+    why = getattr(machine, "SMALL_ONLY", "its tables and strategies are sized for SMALL")
+    return f"machine {machine.__name__} runs at SMALL only ({why}); --preset {preset.name.lower()} is not available for it"

@@ -27,6 +27,8 @@ REFUSALS = {"SWIOTLB-find-full", "SWIOTLB-find-no-termination", "SWIOTLB-find-to
 class SwiotlbSlotsMachine(RuleBasedStateMachine):
     """map / alloc / release on one pool of the preset's size, every policy, with rules and invariants."""
 
+    PRESETS = ("SMALL", "LINUX")
+
     @initialize(areas=st.sampled_from([1, 1, 2, 4, 8]), policy=st.sampled_from(sorted(pol.POLICIES)),
                 min_align=st.sampled_from([0, 0, 0x7ff, 0xfff]), full=st.sampled_from([0, 0, 50, 90]))
     def boot(self, areas, policy, min_align, full):
