@@ -280,10 +280,15 @@ def packed_disable_cb(L: Any, d: PackedDriverState) -> Step:
 
 
 def packed_detach_unused(L: Any, d: PackedDriverState, id: Any) -> Step:
-    """Take back outstanding buffer ``id`` after a device reset (virtqueue_detach_unused_buf_packed)."""
-    n = L.If(L.And(L.ULE(0, id), L.ULT(id, d.num)), L.at(d.ndesc, id), 0)
-    return step([], replace(d, detached=True, num_free=d.num_free + n,
-                            ndesc=L.update(d.ndesc, id, 0), wlen=L.update(d.wlen, id, 0)), out=n)
+    """Take back outstanding buffer ``id`` after a device reset (virtqueue_detach_unused_buf_packed).
+
+    An id outside the queue takes nothing back (no guard: the tables are written only for an id
+    inside it, which is what the index-safety obligation checks)."""
+    inside = L.And(L.ULE(0, id), L.ULT(id, d.num))
+    n = L.If(inside, L.at_or(d.ndesc, id, 0), 0)
+    with L.assuming(inside):
+        ndesc, wlen = L.update(d.ndesc, id, 0), L.update(d.wlen, id, 0)
+    return step([], replace(d, detached=True, num_free=d.num_free + n, ndesc=ndesc, wlen=wlen), out=n)
 
 
 # ---------------------------------------------------------------------------------------------
