@@ -18,10 +18,12 @@ def _mode_ok(L, flags, event):
 
 
 def _table_ok(L, num, ndesc, wlen):
-    """Per-id entries: 0 <= ndesc <= num, wlen >= 0, nothing recorded for ids >= num."""
-    return L.all_idx(len(ndesc), lambda k: L.And(
-        L.ULE(0, ndesc[k]), L.ULE(ndesc[k], num), L.ULE(0, wlen[k]),
-        L.Implies(L.ULE(num, k), ndesc[k] == 0)))
+    """Per-id entries: 0 <= ndesc <= num, wlen >= 0, nothing recorded for ids >= num.
+
+    (The tables are iterated, not indexed: the same conjunction, read in one pass over a ``Table``.)
+    """
+    return L.And(*[L.And(L.ULE(0, n), L.ULE(n, num), L.ULE(0, w), L.Implies(L.ULE(num, k), n == 0))
+                   for k, (n, w) in enumerate(zip(ndesc, wlen, strict=True))])
 
 
 # ---- driver ------------------------------------------------------------------------------------
@@ -39,7 +41,7 @@ def inv_driver_bounds(L, d):
 @invariant("virtio_packed_driver", "VIRTIO/model/packed/driver#accounting")
 def inv_driver_accounting(L, d):
     """Descriptors of outstanding buffers + num_free = num; each id holds one entry (at most once)."""
-    held = sum((d.ndesc[k] for k in range(len(d.ndesc))), 0)
+    held = sum(d.ndesc, 0)
     return L.And(_table_ok(L, d.num, d.ndesc, d.wlen), held + d.num_free == d.num)
 
 
@@ -64,7 +66,7 @@ def inv_device_bounds(L, v):
 @invariant("virtio_packed_device", "VIRTIO/model/packed/device#in-flight")
 def inv_device_in_flight(L, v):
     """Held descriptors = distance from next_used to next_avail <= num; each id held at most once."""
-    held = sum((v.ndesc[k] for k in range(len(v.ndesc))), 0)
+    held = sum(v.ndesc, 0)
     return L.And(_table_ok(L, v.num, v.ndesc, v.wlen), held == v.in_flight, L.ULE(v.in_flight, v.num),
                  distance(L, v.num, v.next_used, v.used_wrap, v.next_avail, v.avail_wrap) == v.in_flight)
 
@@ -126,9 +128,10 @@ def inv_ring_ids(L, r):
     per_id = L.all_idx(table, lambda k: L.And(
         L.Implies(L.ULT(0, v.ndesc[k]), d.ndesc[k] == v.ndesc[k]),
         L.Implies(r.done[k], L.And(L.ULT(0, d.ndesc[k]), v.ndesc[k] == 0))))
-    named = L.all_idx(table, lambda j: L.Implies(used_slot(j), L.And(
+    used = [used_slot(j) for j in range(table)]          # each slot's test built once, used by every pair
+    named = L.all_idx(table, lambda j: L.Implies(used[j], L.And(
         L.ULE(0, r.slot_ids[j]), L.ULT(r.slot_ids[j], n), L.at(r.done, r.slot_ids[j]))))
-    distinct = L.And(*[L.Implies(L.And(used_slot(i), used_slot(j)), L.Not(r.slot_ids[i] == r.slot_ids[j]))
+    distinct = L.And(*[L.Implies(L.And(used[i], used[j]), L.Not(r.slot_ids[i] == r.slot_ids[j]))
                        for i in range(table) for j in range(i + 1, table)])
     return L.And(per_id, named, distinct)
 
