@@ -7,6 +7,13 @@ counters, order, ids) are evaluated on the real bytes, and payloads must round-t
 Hostile steps write arbitrary bytes into the descriptor ring, forge a used descriptor at the
 driver's position or a list at the device's position; afterwards the honest sides may refuse
 (typed errors naming a clause), never crash, hang or break their own invariants.
+
+Queue sizes follow the active preset (``t1virtio fuzz --preset``): 1..8 at SMALL; at LINUX a small
+ring, the preset's queue size and one below it, and the largest (32768), where ``fast_forward``
+(honest round trips of long lists) brings both sides near the ring end so later steps cross the
+wrap. The ring invariants (``virtio_packed``) are checked up to RING_CHECK_MAX entries (their
+pairwise id check costs the square of the size); both sides' invariants and the op rules at every
+size, at a cost of the table size per step (about 0.2 s at 32768: a campaign command, not a test).
 """
 from __future__ import annotations
 
@@ -15,35 +22,61 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from t1virtio import errors
 from t1virtio.hyp.memview import FlatView, write_le
-from t1virtio.machines.common import check_invariants
+from t1virtio.machines.common import active_preset, check_invariants
 from t1virtio.specs import rules
 from t1virtio.virtio import packed as pk
 from t1virtio.virtio.desc import (DESC_SIZE, VIRTQ_DESC_F_AVAIL, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT,
                                   VIRTQ_DESC_F_USED, VIRTQ_DESC_F_WRITE)
 
-MEM = 0x8000
-ARENA = 0x1000            # indirect tables: ARENA + id * INDIRECT_MAX * 16
+MEM = 0x8000              # memory, indirect arena and data areas of the small sizes (num <= 8)
+ARENA = 0x1000            # indirect tables: arena + id * INDIRECT_MAX * 16
 INDIRECT_MAX = 4
 DATA = 0x2000             # buffer areas of AREA bytes each
 AREA = 0x200
 AREAS = 16
 SEG = 48                  # bytes per element at most
-RING_BYTES = 0x100        # ring + event areas live below this (num <= 8)
+RING_BYTES = 0x100        # a hostile write lands within this many bytes of its anchor
+SMALL_SIZES = (1, 2, 3, 4, 5, 7, 8)
+RING_CHECK_MAX = 256      # ring invariants checked up to this queue size (pairwise: size^2 per step)
+FF_LIST = 64              # elements per fast-forward list
 ORDER = "VIRTIO/model/packed/ring#order"
 IDS = "VIRTIO/model/packed/ring#ids"
+
+
+def queue_sizes() -> tuple[int, ...]:
+    """The queue sizes of the active preset: 1..8 at SMALL; at LINUX a small one, the preset's queue
+    size and one below it (not a power of two), and the largest."""
+    P = active_preset()
+    if P.queue_size <= max(SMALL_SIZES):
+        return SMALL_SIZES
+    return (7, P.queue_size - 1, P.queue_size, P.max_queue_size)
+
+
+def memory_map(num: int) -> tuple[int, int, int]:
+    """(arena, data, size) for queue size ``num``: the ring at 0, the indirect arena (an entry per id)
+    after it, then AREAS data areas; the small sizes keep the fixed map ARENA, DATA, MEM."""
+    arena = max(ARENA, (16 * num + 8 + 0xFFF) & ~0xFFF)
+    data = max(DATA, (arena + num * INDIRECT_MAX * 16 + 0xFFF) & ~0xFFF)
+    return arena, data, max(MEM, data + AREAS * AREA)
 
 
 class PackedMachine(RuleBasedStateMachine):
     """One driver, one device, one flat memory; the reference is plain Python bookkeeping."""
 
-    @initialize(num=st.sampled_from([1, 2, 3, 4, 5, 7, 8]), event_idx=st.booleans(), indirect=st.booleans())
-    def create(self, num, event_idx, indirect):
-        self.mem = FlatView(MEM)
+    PRESETS = ("SMALL", "LINUX")
+
+    @initialize(pick=st.integers(0, len(SMALL_SIZES) - 1), event_idx=st.booleans(), indirect=st.booleans())
+    def create(self, pick, event_idx, indirect):
+        sizes = queue_sizes()
+        num = sizes[pick % len(sizes)]
+        self.arena, self.data, self.size = memory_map(num)
+        self.mem = FlatView(self.size)
         self.lay = pk.PackedLayout.contiguous(num, 0)
         self.kicks = 0
         self.drv = pk.PackedDriver(self.mem, self.lay, num, event_idx=event_idx, indirect=indirect,
-                                   indirect_gpa=ARENA, indirect_max=INDIRECT_MAX, notify=self._kick)
-        self.dev = pk.PackedDevice(self.mem, self.lay, num, (ARENA, MEM), event_idx=event_idx, indirect=indirect)
+                                   indirect_gpa=self.arena, indirect_max=INDIRECT_MAX, notify=self._kick)
+        self.dev = pk.PackedDevice(self.mem, self.lay, num, (self.arena, self.size), event_idx=event_idx,
+                                   indirect=indirect)
         self.num = num
         self.tainted = False            # a hostile write touched the descriptor ring
         self.token = 0
@@ -84,7 +117,7 @@ class PackedMachine(RuleBasedStateMachine):
         if not self.free_areas:
             return
         area = self.free_areas[-1]
-        base = DATA + area * AREA
+        base = self.data + area * AREA
         out = [(base + 64 * k, sizes[k]) for k in range(nout)]
         inn = [(base + 256 + 64 * k, sizes[3 + k]) for k in range(nin)]
         payload = bytes((seed + i) & 0xFF for i in range(sum(n for _, n in out)))
@@ -196,12 +229,41 @@ class PackedMachine(RuleBasedStateMachine):
             self.need_notify()
             self.get_used()
 
+    @precondition(lambda self: self.num > FF_LIST and not self.tainted)
+    @rule(margin=st.integers(1, 16))
+    def fast_forward(self, margin):
+        """Honest round trips of FF_LIST-element lists (direct: longer than INDIRECT_MAX) until the next
+        list starts ``margin`` slots before the ring end (only while nothing is outstanding); the steps
+        after it cross the wrap. Its own results are checked, not its rules (that would cost the queue
+        size per step, for hundreds of steps); the invariants are checked after it as after any step."""
+        if self.drv.state.num_free < self.num or self.held or self.used:
+            return
+        while True:
+            s = self.drv.state
+            left = self.num - s.next_avail - margin      # margin >= 1: never reaches the end (no next lap)
+            if left <= 0:
+                return
+            n = min(FF_LIST, left)
+            if self.drv.indirect and 1 < n <= min(INDIRECT_MAX, self.num):
+                n = 1                       # a short list would go indirect (one descriptor)
+            id = self.drv.add([(self.data + k, 1) for k in range(n)], [], "fast-forward")
+            chain = self.dev.pop()
+            assert chain is not None and chain.id == id and chain.ndesc == n, chain
+            self.dev.push_used(id, 0)
+            self.dev.need_notify()
+            assert self.drv.get_used() == ("fast-forward", 0)
+
     # ---- hostile writes --------------------------------------------------------------------------
 
-    @rule(off=st.integers(0, RING_BYTES - 1), data=st.binary(min_size=1, max_size=8))
-    def hostile_bytes(self, off, data):
+    def _anchor(self, near):
+        """A ring offset to write near: the ring start, the device's next list, the driver's next used."""
+        slot = (0, self.dev.state.next_avail, self.drv.state.last_used)[near]
+        return self.lay.desc + DESC_SIZE * slot
+
+    @rule(off=st.integers(0, RING_BYTES - 1), data=st.binary(min_size=1, max_size=8), near=st.integers(0, 2))
+    def hostile_bytes(self, off, data, near):
         end = self.lay.device + pk.EVENT_SIZE
-        off %= end
+        off = (self._anchor(near) + off) % end
         self.mem.write(off, data[:end - off])
         if off < self.lay.driver:
             self.tainted = True
@@ -217,12 +279,15 @@ class PackedMachine(RuleBasedStateMachine):
         write_le(self.mem, slot + 14, 2, flags | (VIRTQ_DESC_F_WRITE if write else 0))
         self.tainted = True
 
-    @rule(addr=st.sampled_from([0, ARENA, DATA, MEM - 8, MEM, 1 << 63]), length=st.sampled_from([0, 16, 20, 64, 1 << 31]),
+    @rule(addr=st.sampled_from(["zero", "arena", "data", "end-8", "end", "huge"]),
+          length=st.sampled_from([0, 16, 20, 64, 1 << 31]),
           extra=st.sampled_from([0, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_INDIRECT,
                                  VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE]),
           id=st.integers(0, 9), span=st.integers(1, 9))
     def hostile_avail(self, addr, length, extra, id, span):
         """A hostile driver publishes ``span`` forged descriptors where the device looks next."""
+        addr = {"zero": 0, "arena": self.arena, "data": self.data, "end-8": self.size - 8, "end": self.size,
+                "huge": 1 << 63}[addr]
         s = self.dev.state
         for k in range(min(span, self.num)):
             slot, wrap = pk.advance(pk.CONCRETE, s.num, s.next_avail, s.avail_wrap, k)
@@ -237,7 +302,7 @@ class PackedMachine(RuleBasedStateMachine):
     def invariants_hold(self):
         check_invariants("virtio_packed_driver", self.drv.state)
         check_invariants("virtio_packed_device", self.dev.state)
-        if not self.tainted:
+        if not self.tainted and self.num <= RING_CHECK_MAX:
             check_invariants("virtio_packed", self._ring())
 
     def _ring(self) -> pk.PackedRing:
