@@ -44,9 +44,6 @@ TABLE_LEN = "VIRTIO/model/chain#table-len"
 IN_REGION = "VIRTIO/model/chain#in-region"
 
 
-fast_replace = evolve          # the ring and walk states' replace (``state.evolve``)
-
-
 @dataclass(frozen=True, slots=True)
 class Desc:
     """One 16-byte descriptor: ``le64 addr; le32 len; le16 flags; le16 next`` (§2.7.5)."""
@@ -120,9 +117,9 @@ def walk_step(L: Any, w: WalkState, length: Any, flags: Any, next: Any, in_regio
 
     def taken(indirect: int) -> WalkState:       # case 1: enter the indirect table; case 0: read one descriptor
         if indirect:
-            return fast_replace(w, ttl=L.If(L.ULE(entries, w.size), entries, w.size), table_len=entries,
+            return evolve(w, ttl=L.If(L.ULE(entries, w.size), entries, w.size), table_len=entries,
                                 in_table=True, index=0)
-        return fast_replace(w, ttl=w.ttl - 1, total=w.total + length, index=next,
+        return evolve(w, ttl=w.ttl - 1, total=w.total + length, index=next,
                             seen_writable=L.Or(w.seen_writable, writable), done=L.Not(has_next))
     # concretely only the case taken is built, and only once the guards hold
     return step(guards, L.effect(guards, lambda: L.cases(2, L.If(is_indirect, 1, 0), taken), w))

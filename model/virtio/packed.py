@@ -42,7 +42,7 @@ from t1virtio.hyp.memview import MemoryView, read_le, write_le
 from t1virtio.logic import CONCRETE
 from t1virtio.step import Step, apply, first_failed, step
 from t1virtio.virtio import notify as vnotify
-from t1virtio.virtio.chain import fast_replace as replace   # dataclasses.replace, without its per-call introspection
+from t1virtio.state import evolve as replace   # dataclasses.replace, without its per-call introspection
 from t1virtio.virtio.desc import (DESC_SIZE, VIRTQ_DESC_F_AVAIL, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT,
                                   VIRTQ_DESC_F_USED, VIRTQ_DESC_F_WRITE)
 

@@ -31,7 +31,7 @@ from t1virtio.preset import SMALL
 from t1virtio.state import bits
 from t1virtio.step import Step, apply, first_failed, step
 from t1virtio.virtio import chain
-from t1virtio.virtio.chain import fast_replace as replace
+from t1virtio.state import evolve as replace
 from t1virtio.virtio.desc import DESC_SIZE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE
 from t1virtio.virtio.notify import vring_need_event
 
