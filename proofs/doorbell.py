@@ -31,7 +31,9 @@ def _ops(width: int) -> tuple[Op, ...]:
                                                   "virq_free": "bool"}),
             Op("unbind", M, "doorbell_unbind_virq"),
             Op("deliver", M, "virq_deliver"),
-            Op("eoi", M, "virq_eoi"))
+            Op("eoi", M, "virq_eoi"),
+            Op("activate", M, "doorbell_activate"),
+            Op("destroy", M, "doorbell_destroy"))
 
 
 def _run(L: Any, s: Any, actions: tuple[str, ...], send_flags: Any, clear_flags: Any) -> tuple[Any, Any]:

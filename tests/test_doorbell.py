@@ -83,6 +83,59 @@ def test_bind_to_a_busy_or_missing_virq():
     assert b.state.virq_bound and b.state.virq == 33
 
 
+def _state_error(call):
+    with pytest.raises(errors.CallerError) as e:
+        call()
+    assert e.value.clause == "HYP-DBL-object-state" and "OBJECT_STATE" in str(e.value)
+
+
+def _every_hypercall(db):
+    return [lambda: db.send(1), lambda: db.receive(1), lambda: db.mask(ONES, 0), db.reset, db.bind_virq,
+            db.unbind_virq]
+
+
+def test_an_init_doorbell_refuses_every_hypercall_until_activated():
+    """partition_create_doorbell gives an INIT object; the hypercalls' capability lookup is active-only."""
+    db = Doorbell(SMALL, active=False)
+    assert db.state.lifecycle == doorbell.OBJ_INIT
+    before = db.state
+    for call in _every_hypercall(db):
+        _state_error(call)
+    assert db.state == before and not db.vic.sources
+    db.activate()                                      # no configure call: activation cannot fail
+    assert db.state.lifecycle == doorbell.OBJ_ACTIVE
+    assert db.send(1) == 0
+    _state_error(db.activate)                          # activate twice: OBJECT_STATE
+
+
+def test_destroy_unbinds_releases_the_number_and_refuses_everything_after():
+    vic = doorbell.Vic(first=32, count=2)
+    db = Doorbell(SMALL, vic)
+    db.bind_virq(virq=32)
+    db.send(1)
+    assert db.pending() and vic.sources == {32: db}
+    db.destroy()
+    s = db.state
+    assert s.lifecycle == doorbell.OBJ_DESTROYED and not (s.virq_bound or s.virq_level or s.virq_edge)
+    assert not vic.sources                             # object_deactivate_doorbell: vic_unbind
+    for call in _every_hypercall(db) + [db.activate, db.destroy]:
+        _state_error(call)
+    other = Doorbell(SMALL, vic)
+    other.bind_virq(virq=32)                           # the number is free for another source
+    assert other.state.virq == 32
+    init = Doorbell(SMALL, vic, active=False)
+    init.destroy()                                     # an INIT object can be destroyed too
+    assert init.state.lifecycle == doorbell.OBJ_DESTROYED
+
+
+def test_object_state_is_checked_before_the_arguments():
+    """The capability lookup comes first: receive(0) and a bad VIRQ on an INIT doorbell are OBJECT_STATE."""
+    db = Doorbell(SMALL, active=False)
+    _state_error(lambda: db.receive(0))
+    _state_error(lambda: db.bind_virq(virq=-1))
+    _state_error(lambda: db.send(1 << 64))
+
+
 def test_level_receiver_protocol_clears_then_eoi():
     """Take, receive, EOI: nothing pending afterwards (the level deasserts at check_pending)."""
     db = _bound()

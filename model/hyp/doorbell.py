@@ -17,6 +17,12 @@ The trigger (edge or level) is the receiving VM's interrupt configuration; the m
 when the VIRQ is bound. A ghost, ``unsignalled``, remembers that enabled flags were already set
 when the VIRQ was bound: Gunyah's bind does not assert, so those flags raise nothing until the next
 send or mask (docs/doorbell.md).
+
+Object lifecycle (Gunyah object_standard, cspace_twolevel): ``partition_create_doorbell`` makes an
+INIT object; ``object_activate`` makes it ACTIVE (a doorbell has no configure call and no activate
+handler, so activation of an INIT doorbell cannot fail); deleting its last capability destroys it
+(``object_deactivate_doorbell`` unbinds the VIRQ). Every doorbell hypercall looks the capability up
+with ``active_only``, so each one refuses a doorbell that is not ACTIVE with OBJECT_STATE.
 """
 from __future__ import annotations
 
@@ -37,6 +43,8 @@ Flags that are not auto-acked must be received *before* EOI, or check_pending fi
 and the VIRQ is raised again (facts §3.2, "receiver protocol").
 """
 
+
+OBJ_INIT, OBJ_ACTIVE, OBJ_DESTROYED = 0, 1, 2   # object lifecycle (Gunyah OBJECT_STATE_INIT / ACTIVE; destroyed)
 
 VIRQ_FIRST_SPI = 32        # GIC shared peripheral interrupts: INTIDs 32..1019
 VIRQ_LAST_SPI = 1019
@@ -76,6 +84,7 @@ def compute_word_mask(width: int) -> int:
 def doorbell_state_type(width: int) -> type:
     """Return the frozen state class whose flag words are ``width``-bit vectors in proofs."""
     fields = [
+        ("lifecycle", int),                   # OBJ_INIT, OBJ_ACTIVE or OBJ_DESTROYED
         ("flags", int, bits(width)),          # pending flag bits
         ("enable_mask", int, bits(width)),    # flags that assert the VIRQ (reset: all ones)
         ("ack_mask", int, bits(width)),       # flags cleared automatically on a level assertion (reset: 0)
@@ -92,11 +101,17 @@ def doorbell_state_type(width: int) -> type:
 
 
 def doorbell_create(preset: Preset) -> Any:
-    """Return a new doorbell (doorbell_handle_object_create_doorbell): no flags, enable all, ack none, unbound."""
+    """Return a new doorbell object (partition_create_doorbell, doorbell_handle_object_create_doorbell):
+    INIT, no flags, enable all, ack none, unbound."""
     w = preset.doorbell_bits
-    return doorbell_state_type(w)(flags=0, enable_mask=compute_word_mask(w), ack_mask=0, virq_bound=False, virq=0,
+    return doorbell_state_type(w)(lifecycle=OBJ_INIT, flags=0, enable_mask=compute_word_mask(w), ack_mask=0, virq_bound=False, virq=0,
                                   virq_edge_trigger=False, virq_level=False, virq_edge=False,
                                   virq_active=False, unsignalled=False)
+
+
+def is_active(L: Any, s: Any) -> Any:
+    """Return whether the doorbell is ACTIVE (what cspace_lookup_doorbell requires)."""
+    return s.lifecycle == OBJ_ACTIVE
 
 
 def is_word(L: Any, s: Any, word: Any) -> Any:
@@ -153,12 +168,14 @@ def doorbell_send(L: Any, s: Any, new_flags: Any) -> Step:
     asserted = virq_assert(L, replace(s, flags=flags), edge_only=L.Not(level))
     new = replace(asserted, flags=L.If(level, flags & L.BitNot(s.ack_mask, s.width), flags),
                   unsignalled=L.And(s.unsignalled, L.Not(level)))
-    return step([(is_word(L, s, new_flags), "HYP-DBL-word")], new, out=s.flags)
+    guards = [(is_active(L, s), "HYP-DBL-object-state"), (is_word(L, s, new_flags), "HYP-DBL-word")]
+    return step(guards, new, out=s.flags)
 
 
 def doorbell_receive(L: Any, s: Any, clear_flags: Any) -> Step:
     """Clear ``clear_flags``; out = old flags (hypercall doorbell_receive 0x6013). The VIRQ is not touched."""
-    guards = [(is_word(L, s, clear_flags), "HYP-DBL-word"),
+    guards = [(is_active(L, s), "HYP-DBL-object-state"),
+              (is_word(L, s, clear_flags), "HYP-DBL-word"),
               (clear_flags != 0, "HYP-DBL-receive-zero")]
     return step(guards, replace(s, flags=s.flags & L.BitNot(clear_flags, s.width)), out=s.flags)
 
@@ -176,14 +193,15 @@ def doorbell_mask(L: Any, s: Any, enable_mask: Any, ack_mask: Any) -> Step:
                 L.If(L.And(L.Not(was), now), virq_assert(L, stored, edge_only=False), stored))
     new = replace(virq, flags=L.If(now, s.flags & L.BitNot(ack_mask, s.width), s.flags),
                   unsignalled=L.And(s.unsignalled, L.Not(L.And(L.Not(was), now))))
-    guards = [(L.And(is_word(L, s, enable_mask), is_word(L, s, ack_mask)), "HYP-DBL-word")]
+    guards = [(is_active(L, s), "HYP-DBL-object-state"),
+              (L.And(is_word(L, s, enable_mask), is_word(L, s, ack_mask)), "HYP-DBL-word")]
     return step(guards, new)
 
 
 def doorbell_reset(L: Any, s: Any) -> Step:
     """Clear every flag, restore the default masks and deassert the level (hypercall doorbell_reset 0x6014)."""
     cleared = virq_clear(L, s)
-    return step([], replace(cleared, flags=0, ack_mask=0, enable_mask=compute_word_mask(s.width),
+    return step([(is_active(L, s), "HYP-DBL-object-state")], replace(cleared, flags=0, ack_mask=0, enable_mask=compute_word_mask(s.width),
                             unsignalled=False))
 
 
@@ -192,11 +210,13 @@ def doorbell_bind_virq(L: Any, s: Any, edge_trigger: Any, virq: Any = VIRQ_FIRST
     """Bind VIRQ number ``virq`` to the doorbell's source (hypercall doorbell_bind_virq 0x6010; vic_bind_shared).
 
     ``virq_exists``/``virq_free``: the receiving VM's vGIC has that shared VIRQ, and no other source
-    is bound to it (``Vic`` answers both concretely). Refused in this order: the source is bound
-    (VIRQ_BOUND), the number does not exist (ARGUMENT_INVALID), it has a source (BUSY). The new VIRQ
-    starts unasserted: flags already set are not signalled until the next send or mask.
+    is bound to it (``Vic`` answers both concretely). Refused in this order: the doorbell is not
+    ACTIVE (OBJECT_STATE), the source is bound (VIRQ_BOUND), the number does not exist
+    (ARGUMENT_INVALID), it has a source (BUSY). The new VIRQ starts unasserted: flags already set are
+    not signalled until the next send or mask.
     """
-    guards = [(L.Not(s.virq_bound), "HYP-DBL-virq-bound"),
+    guards = [(is_active(L, s), "HYP-DBL-object-state"),
+              (L.Not(s.virq_bound), "HYP-DBL-virq-bound"),
               (virq_exists, "HYP-DBL-virq-number"),
               (virq_free, "HYP-DBL-virq-busy")]
     return step(guards, L.effect(guards, lambda: replace(
@@ -205,9 +225,35 @@ def doorbell_bind_virq(L: Any, s: Any, edge_trigger: Any, virq: Any = VIRQ_FIRST
 
 
 def doorbell_unbind_virq(L: Any, s: Any) -> Step:
-    """Release the VIRQ and clear the source (hypercall doorbell_unbind_virq 0x6011; vic_unbind_sync); always OK."""
-    return step([], replace(s, virq_bound=False, virq_level=False, virq_edge=False, virq_active=False,
-                            unsignalled=False))
+    """Release the VIRQ and clear the source (hypercall doorbell_unbind_virq 0x6011; vic_unbind_sync).
+
+    OK when already unbound; OBJECT_STATE unless ACTIVE.
+    """
+    guards = [(is_active(L, s), "HYP-DBL-object-state")]
+    return step(guards, L.effect(guards, lambda: _unbound(s), s))
+
+
+def _unbound(s: Any) -> Any:
+    return replace(s, virq_bound=False, virq_level=False, virq_edge=False, virq_active=False, unsignalled=False)
+
+
+def doorbell_activate(L: Any, s: Any) -> Step:
+    """Activate the doorbell (object_activate, hvc 0x600c): INIT -> ACTIVE, else OBJECT_STATE.
+
+    A doorbell has no configure call and no activate handler, so there is no OBJECT_CONFIG.
+    """
+    guards = [(s.lifecycle == OBJ_INIT, "HYP-DBL-object-state")]
+    return step(guards, L.effect(guards, lambda: replace(s, lifecycle=OBJ_ACTIVE), s))
+
+
+def doorbell_destroy(L: Any, s: Any) -> Step:
+    """Destroy the doorbell (its last capability deleted; object_deactivate_doorbell unbinds the VIRQ).
+
+    A destroyed doorbell refuses every call (OBJECT_STATE; the model's stand-in for the lookup of a
+    deleted capability, docs/doorbell.md).
+    """
+    guards = [(s.lifecycle != OBJ_DESTROYED, "HYP-DBL-object-state")]
+    return step(guards, L.effect(guards, lambda: replace(_unbound(s), lifecycle=OBJ_DESTROYED), s))
 
 
 def virq_deliver(L: Any, s: Any) -> Step:
@@ -234,18 +280,43 @@ def receiver_step(L: Any, s: Any, action: str, clear_flags: Any) -> Step:
 
 
 class Doorbell:
-    """A concrete doorbell: the core state, each call applied as a guarded step."""
+    """A concrete doorbell: the core state, each call applied as a guarded step.
 
-    def __init__(self, preset: Preset, vic: Vic | None = None):
+    ``Doorbell(preset, vic)`` creates and activates (``active=False`` leaves the object INIT:
+    ``activate``). ``vic`` is the receiving VM's interrupt controller, shared with every other
+    source that VM's VIRQs can have (other doorbells, message-queue lines: one ``Vic`` per VM).
+    """
+
+    def __init__(self, preset: Preset, vic: Vic | None = None, active: bool = True):
         self.state = doorbell_create(preset)
         self.vic = vic if vic is not None else Vic()
+        self.bound_vic: Vic | None = None   # the Vic holding our VIRQ number while bound
         self.last_out: Any = None   # the core step's out, for rule checks
+        if active:
+            self.activate()
 
     def _run(self, sp: Step, detail: str = "") -> Any:
         self.last_out = sp.out
         self.state, out = apply(sp, detail)
         return out
 
+    def _release(self, was: Any) -> None:
+        if was.virq_bound and not self.state.virq_bound and self.bound_vic is not None:
+            self.bound_vic.release(was.virq, self)
+            self.bound_vic = None
+
+    # --- lifecycle
+    def activate(self) -> None:
+        """INIT -> ACTIVE (object_activate); ``CallerError`` OBJECT_STATE otherwise."""
+        self._run(doorbell_activate(CONCRETE, self.state))
+
+    def destroy(self) -> None:
+        """Destroy the object: the VIRQ is unbound and its number released; every later call is refused."""
+        s = self.state
+        self._run(doorbell_destroy(CONCRETE, s))
+        self._release(s)
+
+    # --- hypercalls
     def send(self, new_flags: int) -> int:
         """Set ``new_flags``; return the old flags."""
         return self._run(doorbell_send(CONCRETE, self.state, new_flags), f"new_flags {new_flags:#x}")
@@ -263,21 +334,24 @@ class Doorbell:
         """Restore the doorbell's defaults."""
         self._run(doorbell_reset(CONCRETE, self.state))
 
-    def bind_virq(self, edge_trigger: bool = False, virq: int | None = None) -> None:
-        """Bind VIRQ ``virq`` of the receiver's ``Vic`` (default: its first free one), level-triggered unless
-        ``edge_trigger``. ``CallerError``: VIRQ_BOUND if bound, ARGUMENT_INVALID if no such VIRQ, BUSY if taken."""
-        n = self.vic.first_free() if virq is None else virq
-        self._run(doorbell_bind_virq(CONCRETE, self.state, edge_trigger, n, self.vic.exists(n), self.vic.is_free(n)),
+    def bind_virq(self, edge_trigger: bool = False, virq: int | None = None, vic: Vic | None = None) -> None:
+        """Bind VIRQ ``virq`` of ``vic`` (default: the receiver's ``Vic`` and its first free number),
+        level-triggered unless ``edge_trigger``. ``CallerError``: OBJECT_STATE unless ACTIVE, VIRQ_BOUND if
+        bound, ARGUMENT_INVALID if no such VIRQ, BUSY if the number has a source."""
+        v = self.vic if vic is None else vic
+        n = v.first_free() if virq is None else virq
+        self._run(doorbell_bind_virq(CONCRETE, self.state, edge_trigger, n, v.exists(n), v.is_free(n)),
                   f"VIRQ {n}")
-        self.vic.claim(n, self)
+        v.claim(n, self)
+        self.bound_vic = v
 
     def unbind_virq(self) -> None:
         """Release the VIRQ (and its number in the ``Vic``)."""
         s = self.state
         self._run(doorbell_unbind_virq(CONCRETE, s))
-        if s.virq_bound:
-            self.vic.release(s.virq, self)
+        self._release(s)
 
+    # --- the receiving VM
     def deliver(self) -> bool:
         """Take the VIRQ if it is deliverable; return whether it was taken."""
         return self._run(virq_deliver(CONCRETE, self.state))

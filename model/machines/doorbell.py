@@ -3,8 +3,8 @@
 The reference is written the way gunyah-hypervisor@36ca3a2 hyp/ipc/doorbell/src/doorbell.c and the
 vGIC delivery state read (plain ints and bools, imperative), so it is an independent encoding of
 the same contract. Senders pass arbitrary words (including words wider than the register and
-negative ones), masks change at any time, and a sender or a mask change can land at any point of
-the receiver's handler.
+negative ones), masks change at any time, a sender or a mask change can land at any point of
+the receiver's handler, and the object's lifecycle (destroy, create, activate) runs at any point.
 """
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ ONES = (1 << WIDTH) - 1
 # Which clause a disagreement with the reference is reported under, per operation.
 REFERENCE_CLAUSE = {"send": "HYP-DBL-send-or", "receive": "HYP-DBL-receive", "mask": "HYP-DBL-mask",
                     "reset": "HYP-DBL-reset", "bind": "HYP-DBL-bind", "unbind": "HYP-DBL-bind",
-                    "deliver": "HYP-DBL-deliver", "eoi": "HYP-DBL-check-pending"}
+                    "deliver": "HYP-DBL-deliver", "eoi": "HYP-DBL-check-pending",
+                    "activate": "HYP-DBL-lifecycle-rule", "destroy": "HYP-DBL-lifecycle-rule",
+                    "create": "HYP-DBL-lifecycle-rule"}
+PHASES = {"init": 0, "active": 1, "destroyed": 2}
 
 
 class Refused(Exception):
@@ -32,11 +35,38 @@ class Refused(Exception):
 
 
 class ReferenceDoorbell:
-    """A plain doorbell: three words and the VIRQ delivery bits one source can affect."""
+    """A plain doorbell object: its phase, three words and the VIRQ delivery bits one source can affect.
 
-    def __init__(self) -> None:
+    ``held`` is the receiving VM's set of VIRQ numbers that have a source, shared by every doorbell of
+    the machine (created with ``TAKEN`` held by another source).
+    """
+
+    def __init__(self, held: set, phase: str = "active") -> None:
+        self.phase, self.held, self.virq = phase, held, None
         self.flags, self.enable, self.ack = 0, ONES, 0
         self.bound = self.edge_trigger = self.level_src = self.edge = self.active = False
+
+    def _lookup(self) -> None:
+        """cspace_lookup_doorbell is active_only."""
+        if self.phase != "active":
+            raise Refused("OBJECT_STATE")
+
+    def activate(self) -> None:
+        if self.phase != "init":
+            raise Refused("OBJECT_STATE")
+        self.phase = "active"
+
+    def destroy(self) -> None:
+        if self.phase == "destroyed":
+            raise Refused("OBJECT_STATE")
+        if self.phase == "active":
+            self._release()
+        self.phase = "destroyed"
+
+    def _release(self) -> None:
+        if self.bound:
+            self.held.discard(self.virq)
+        self.bound = self.level_src = self.edge = self.active = False
 
     @staticmethod
     def _word(w: int) -> None:
@@ -50,6 +80,7 @@ class ReferenceDoorbell:
                 self.level_src = True
 
     def send(self, new_flags: int) -> int:
+        self._lookup()
         self._word(new_flags)
         old = self.flags
         self.flags |= new_flags
@@ -60,6 +91,7 @@ class ReferenceDoorbell:
         return old
 
     def receive(self, clear_flags: int) -> int:
+        self._lookup()
         self._word(clear_flags)
         if clear_flags == 0:
             raise Refused("ARGUMENT_INVALID")
@@ -68,6 +100,7 @@ class ReferenceDoorbell:
         return old
 
     def mask(self, enable: int, ack: int) -> None:
+        self._lookup()
         self._word(enable)
         self._word(ack)
         was, now = (self.flags & self.enable) != 0, (self.flags & enable) != 0
@@ -80,21 +113,25 @@ class ReferenceDoorbell:
             self.flags &= ~ack
 
     def reset(self) -> None:
+        self._lookup()
         self.level_src = False
         self.flags, self.ack, self.enable = 0, 0, ONES
 
     def bind(self, edge_trigger: bool, virq: int) -> None:
+        self._lookup()
         if self.bound:
             raise Refused("VIRQ_BOUND")
         if virq not in VIRQS:
             raise Refused("ARGUMENT_INVALID")
-        if virq == TAKEN:
+        if virq in self.held:
             raise Refused("BUSY")
-        self.bound, self.edge_trigger = True, edge_trigger
+        self.held.add(virq)
+        self.bound, self.edge_trigger, self.virq = True, edge_trigger, virq
         self.level_src = self.edge = self.active = False
 
     def unbind(self) -> None:
-        self.bound = self.level_src = self.edge = self.active = False
+        self._lookup()
+        self._release()
 
     def pending(self) -> bool:
         return self.bound and (self.edge if self.edge_trigger else self.level_src)
@@ -138,7 +175,7 @@ class DoorbellMachine(RuleBasedStateMachine):
         vic = Vic(first=VIRQS[0], count=len(VIRQS))
         vic.claim(TAKEN, "another source")
         self.db = Doorbell(SMALL, vic)
-        self.ref = ReferenceDoorbell()
+        self.ref = ReferenceDoorbell({TAKEN})
         if trigger != "unbound":
             self.bind(trigger == "edge", VIRQS[0])
         if auto_ack:
@@ -159,8 +196,9 @@ class DoorbellMachine(RuleBasedStateMachine):
 
     def _compare(self, op: str) -> None:
         s, r = self.db.state, self.ref
-        model = (s.flags, s.enable_mask, s.ack_mask, s.virq_bound, s.virq_level, s.virq_edge, s.virq_active)
-        ref = (r.flags, r.enable, r.ack, r.bound, r.level_src, r.edge, r.active)
+        model = (s.lifecycle, s.flags, s.enable_mask, s.ack_mask, s.virq_bound, s.virq_level, s.virq_edge,
+                 s.virq_active, frozenset(self.db.vic.sources))
+        ref = (PHASES[r.phase], r.flags, r.enable, r.ack, r.bound, r.level_src, r.edge, r.active, frozenset(r.held))
         if model != ref or (s.virq_bound and s.virq_edge_trigger != r.edge_trigger):
             raise errors.InvariantViolation(REFERENCE_CLAUSE[op], f"after {op}: model {model}, reference {ref}")
 
@@ -200,6 +238,16 @@ class DoorbellMachine(RuleBasedStateMachine):
             self.bind(edge_trigger, virq)
         else:
             self.unbind()
+
+    @rule(action=st.sampled_from(["destroy", "create", "activate", "activate"]))
+    def lifecycle(self, action):
+        """Destroy the doorbell, create a fresh INIT one on the same receiver (a doorbell left bound keeps
+        its VIRQ number), or activate it (OBJECT_STATE unless INIT), at any point."""
+        if action == "create":
+            self.db, self.ref = Doorbell(SMALL, self.db.vic, active=False), ReferenceDoorbell(self.ref.held, "init")
+            self._compare("create")
+        else:
+            self._call(action, {}, getattr(self.db, action), getattr(self.ref, action))
 
     @rule()
     def deliver(self):

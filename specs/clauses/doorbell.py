@@ -3,6 +3,10 @@ from . import register
 
 _SRC = "gunyah-hypervisor@36ca3a2 hyp/ipc/doorbell/src/doorbell.c; docs/api/gunyah_api.md"
 _VIC = "gunyah-hypervisor@36ca3a2 hyp/interfaces/virq (virq.h, virq.ev), hyp/vm/vgic/src/deliver.c"
+_OBJ = ("gunyah-hypervisor@36ca3a2 hyp/core/cspace_twolevel/src/cspace_twolevel.c (cspace_lookup_object, "
+        "active_only), hyp/core/object_standard/templates/object.c.tmpl (object_activate, object_free), "
+        "hyp/ipc/doorbell/{doorbell.ev, src/hypercalls.c}; docs/api/gunyah_api.md (Doorbell Object Creation, "
+        "object_activate)")
 
 register([
     ("HYP-DBL-word", "caller", _SRC, "doorbell hypercalls (X1, X2)",
@@ -60,4 +64,13 @@ register([
      "receiver protocol",
      "a receiver that takes the VIRQ, receives every enabled flag and then EOIs leaves nothing pending; "
      "EOI before receive re-raises the VIRQ"),
+    ("HYP-DBL-object-state", "caller", _OBJ, "cspace_lookup_doorbell / object_activate",
+     "send, receive, mask, reset, bind_virq and unbind_virq need an ACTIVE doorbell (the capability lookup "
+     "is active_only), activate an INIT one, destroy a live one; otherwise OBJECT_STATE and nothing changes"),
+    ("HYP-DBL-lifecycle", "invariant", _OBJ, "doorbell object state",
+     "a doorbell is INIT, ACTIVE or destroyed; only an ACTIVE doorbell has a bound VIRQ (binding needs "
+     "ACTIVE, deactivation unbinds), so an INIT or destroyed one is quiet"),
+    ("HYP-DBL-lifecycle-rule", "rule", _OBJ, "object_activate / object deactivate of a doorbell",
+     "activate of an INIT doorbell always succeeds (no configure call, no activate handler, so no "
+     "OBJECT_CONFIG) and changes nothing else; destroy unbinds and clears the VIRQ source"),
 ])

@@ -1,7 +1,7 @@
 """Invariants of the hypervisor doorbell and its VIRQ source (facts §3.2, §6.5)."""
 from __future__ import annotations
 
-from t1virtio.hyp.doorbell import compute_level
+from t1virtio.hyp.doorbell import OBJ_ACTIVE, OBJ_DESTROYED, OBJ_INIT, compute_level
 from t1virtio.specs.invariants import invariant
 
 
@@ -19,3 +19,11 @@ def inv_level_covers_enabled_flags(L, s):
     return L.And(L.Implies(L.And(s.virq_bound, compute_level(s.flags, s.enable_mask), L.Not(s.unsignalled)),
                            s.virq_level),
                  L.Implies(s.unsignalled, L.Not(s.virq_level)))
+
+
+@invariant("doorbell", "HYP-DBL-lifecycle")
+def inv_lifecycle(L, s):
+    """INIT, ACTIVE or destroyed; only an ACTIVE doorbell has its VIRQ bound."""
+    active = s.lifecycle == OBJ_ACTIVE
+    return L.And(L.Or(s.lifecycle == OBJ_INIT, active, s.lifecycle == OBJ_DESTROYED),
+                 L.Implies(L.Not(active), L.Not(s.virq_bound)))

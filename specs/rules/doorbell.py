@@ -1,7 +1,8 @@
 """Rules of the hypervisor doorbell: what any conforming doorbell may do in one step (facts §3.2)."""
 from __future__ import annotations
 
-from t1virtio.hyp.doorbell import compute_level, compute_word_mask, is_virq_deliverable, is_word
+from t1virtio.hyp.doorbell import OBJ_ACTIVE, OBJ_DESTROYED, OBJ_INIT, compute_level, compute_word_mask, is_active, \
+    is_virq_deliverable, is_word
 from t1virtio.specs.rules import rule
 
 
@@ -21,11 +22,11 @@ def _sent(L, old, args):
 
 @rule("doorbell", "send", "HYP-DBL-send-or")
 def rule_send_is_monotone_or(L, old, args, ok, new, out):
-    """Accepted for every word; returns the old flags; flags outside the ack mask become old | new; no
+    """Accepted iff ACTIVE, for every word; returns the old flags; flags outside the ack mask become old | new; no
     flag appears that was neither set nor sent; the masks do not change."""
     sent = _sent(L, old, args)
     keep = L.BitNot(old.ack_mask, old.width)
-    return L.And(ok == is_word(L, old, args["new_flags"]), L.Implies(ok, L.And(
+    return L.And(ok == L.And(is_active(L, old), is_word(L, old, args["new_flags"])), L.Implies(ok, L.And(
         out == old.flags, (new.flags & keep) == (sent & keep), (new.flags & L.BitNot(sent, old.width)) == 0,
         _same_masks(L, old, new))))
 
@@ -51,9 +52,9 @@ def rule_send_asserts(L, old, args, ok, new, out):
 
 @rule("doorbell", "receive", "HYP-DBL-receive")
 def rule_receive_clears(L, old, args, ok, new, out):
-    """Accepted iff clear_flags is a non-zero word; returns old flags, clears exactly those; VIRQ, masks untouched."""
+    """Accepted iff ACTIVE and clear_flags is a non-zero word; returns old flags, clears exactly those; VIRQ, masks untouched."""
     clear = args["clear_flags"]
-    legal = L.And(is_word(L, old, clear), clear != 0)
+    legal = L.And(is_active(L, old), is_word(L, old, clear), clear != 0)
     return L.And(ok == legal, L.Implies(ok, L.And(
         out == old.flags, new.flags == (old.flags & L.BitNot(clear, old.width)),
         _same_masks(L, old, new), _same_virq(L, old, new))))
@@ -61,13 +62,13 @@ def rule_receive_clears(L, old, args, ok, new, out):
 
 @rule("doorbell", "mask", "HYP-DBL-mask")
 def rule_mask_was_now(L, old, args, ok, new, out):
-    """Stores both masks; was and not now: level down; now and not was: level up (bound); else the VIRQ is kept."""
+    """Accepted iff ACTIVE and both are words; stores both masks; was and not now: level down; now and not was: level up (bound); else the VIRQ is kept."""
     enable, ack = args["enable_mask"], args["ack_mask"]
     was = compute_level(old.flags, old.enable_mask)
     now = compute_level(old.flags, enable)
     level = L.If(L.And(was, L.Not(now)), False,
                  L.If(L.And(L.Not(was), now), L.Or(old.virq_level, old.virq_bound), old.virq_level))
-    return L.And(ok == L.And(is_word(L, old, enable), is_word(L, old, ack)), L.Implies(ok, L.And(
+    return L.And(ok == L.And(is_active(L, old), is_word(L, old, enable), is_word(L, old, ack)), L.Implies(ok, L.And(
         new.enable_mask == enable, new.ack_mask == ack, new.virq_level == level,
         new.virq_bound == old.virq_bound, new.virq_active == old.virq_active)))
 
@@ -83,17 +84,17 @@ def rule_mask_auto_ack_when_enabled(L, old, args, ok, new, out):
 
 @rule("doorbell", "reset", "HYP-DBL-reset")
 def rule_reset_defaults(L, old, args, ok, new, out):
-    """Flags 0, ack 0, enable all ones, level deasserted; binding and trigger kept."""
-    return L.And(ok, new.flags == 0, new.ack_mask == 0, new.enable_mask == compute_word_mask(old.width),
+    """Accepted iff ACTIVE: flags 0, ack 0, enable all ones, level deasserted; binding and trigger kept."""
+    return L.And(ok == is_active(L, old), L.Implies(ok, L.And(new.flags == 0, new.ack_mask == 0, new.enable_mask == compute_word_mask(old.width),
                  L.Not(new.virq_level), new.virq_bound == old.virq_bound,
-                 new.virq_edge_trigger == old.virq_edge_trigger)
+                 new.virq_edge_trigger == old.virq_edge_trigger)))
 
 
 @rule("doorbell", "bind", "HYP-DBL-bind")
 def rule_bind_fresh(L, old, args, ok, new, out):
-    """Accepted iff unbound and the VIRQ number exists and has no source; binds a fresh, unasserted VIRQ
+    """Accepted iff ACTIVE, unbound and the VIRQ number exists and has no source; binds a fresh, unasserted VIRQ
     with the chosen trigger and number; doorbell words unchanged."""
-    legal = L.And(L.Not(old.virq_bound), args["virq_exists"], args["virq_free"])
+    legal = L.And(is_active(L, old), L.Not(old.virq_bound), args["virq_exists"], args["virq_free"])
     return L.And(ok == legal, L.Implies(ok, L.And(
         new.virq_bound, new.virq == args["virq"], new.virq_edge_trigger == args["edge_trigger"], L.Not(new.virq_level),
         L.Not(new.virq_edge), L.Not(new.virq_active), new.flags == old.flags, _same_masks(L, old, new))))
@@ -101,9 +102,10 @@ def rule_bind_fresh(L, old, args, ok, new, out):
 
 @rule("doorbell", "unbind", "HYP-DBL-bind")
 def rule_unbind_clears(L, old, args, ok, new, out):
-    """Always accepted; the source is unbound and cleared; doorbell words unchanged."""
-    return L.And(ok, L.Not(new.virq_bound), L.Not(new.virq_level), L.Not(new.virq_edge), L.Not(new.virq_active),
-                 new.flags == old.flags, _same_masks(L, old, new))
+    """Accepted iff ACTIVE (also when unbound); the source is unbound and cleared; doorbell words unchanged."""
+    return L.And(ok == is_active(L, old), L.Implies(ok, L.And(
+        L.Not(new.virq_bound), L.Not(new.virq_level), L.Not(new.virq_edge), L.Not(new.virq_active),
+        new.flags == old.flags, _same_masks(L, old, new))))
 
 
 @rule("doorbell", "deliver", "HYP-DBL-deliver")
@@ -124,3 +126,18 @@ def rule_eoi_check_pending(L, old, args, ok, new, out):
                  L.If(old.virq_active, L.And(L.Not(new.virq_active), new.virq_level == stays,
                                              new.virq_edge == old.virq_edge, new.virq_bound == old.virq_bound),
                       _same_virq(L, old, new)))
+
+
+@rule("doorbell", "activate", "HYP-DBL-lifecycle-rule")
+def rule_activate(L, old, args, ok, new, out):
+    """Accepted iff INIT (never OBJECT_CONFIG: a doorbell has nothing to configure); ACTIVE, nothing else changes."""
+    return L.And(ok == (old.lifecycle == OBJ_INIT), L.Implies(ok, L.And(
+        new.lifecycle == OBJ_ACTIVE, new.flags == old.flags, _same_masks(L, old, new), _same_virq(L, old, new))))
+
+
+@rule("doorbell", "destroy", "HYP-DBL-lifecycle-rule")
+def rule_destroy(L, old, args, ok, new, out):
+    """Accepted iff not destroyed already; destroyed, the VIRQ source unbound and cleared."""
+    return L.And(ok == (old.lifecycle != OBJ_DESTROYED), L.Implies(ok, L.And(
+        new.lifecycle == OBJ_DESTROYED, L.Not(new.virq_bound), L.Not(new.virq_level), L.Not(new.virq_edge),
+        L.Not(new.virq_active))))

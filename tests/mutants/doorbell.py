@@ -90,6 +90,17 @@ def _send_acks_without_asserting(orig, L, s, new_flags):
     return replace(sp, new=replace(sp.new, virq_level=s.virq_level))
 
 
+def _destroy_keeps_binding(orig, L, s):
+    """Destroy without object_deactivate's vic_unbind: the VIRQ number stays bound to a dead object."""
+    sp = orig(L, s)
+    return replace(sp, new=replace(sp.new, virq_bound=s.virq_bound))
+
+
+def _destroy_stays_active(orig, L, s):
+    sp = orig(L, s)
+    return replace(sp, new=replace(sp.new, lifecycle=s.lifecycle))
+
+
 _IGNORE_REASSERT = replace_fn(M, "doorbell_check_pending", _check_pending_ignores_reassert)
 
 MUTANTS = [
@@ -155,4 +166,22 @@ MUTANTS = [
     Mutant("dbl-eoi-before-receive", "HYP-DBL-receiver-protocol", "proof:doorbell:receiver-protocol",
            "HYP-DBL-receiver-protocol", _protocol(("deliver", "eoi", "receive")),
            "receiver protocol broken: EOI before receive re-raises the VIRQ (facts §3.2)"),
+    Mutant("dbl-send-before-activate", "HYP-DBL-object-state", "proof:doorbell:send⊨rule_send_is_monotone_or",
+           "HYP-DBL-send-or", drop_guard(M, "doorbell_send", "HYP-DBL-object-state"),
+           "synthetic: send on an INIT or destroyed doorbell (Gunyah: OBJECT_STATE from the active-only lookup)"),
+    Mutant("dbl-bind-before-activate", "HYP-DBL-object-state", "proof:doorbell:bind⊢inv_lifecycle",
+           "HYP-DBL-lifecycle", drop_guard(M, "doorbell_bind_virq", "HYP-DBL-object-state"),
+           "synthetic: a VIRQ bound to an INIT or destroyed doorbell"),
+    Mutant("dbl-activate-twice", "HYP-DBL-object-state", "proof:doorbell:activate⊨rule_activate",
+           "HYP-DBL-lifecycle-rule", drop_guard(M, "doorbell_activate", "HYP-DBL-object-state"),
+           "synthetic: object_activate of an ACTIVE or destroyed doorbell accepted"),
+    Mutant("dbl-receive-after-destroy-machine", "HYP-DBL-object-state", "machine:doorbell", "HYP-DBL-receive",
+           drop_guard(M, "doorbell_receive", "HYP-DBL-object-state"),
+           "synthetic: receive on a destroyed or INIT doorbell accepted", examples=100),
+    Mutant("dbl-destroy-keeps-binding", "HYP-DBL-lifecycle", "proof:doorbell:destroy⊢inv_lifecycle",
+           "HYP-DBL-lifecycle", replace_fn(M, "doorbell_destroy", _destroy_keeps_binding),
+           "synthetic: destroy without vic_unbind (object_deactivate_doorbell)"),
+    Mutant("dbl-destroy-stays-active", "HYP-DBL-lifecycle-rule", "proof:doorbell:destroy⊨rule_destroy",
+           "HYP-DBL-lifecycle-rule", replace_fn(M, "doorbell_destroy", _destroy_stays_active),
+           "synthetic: a destroyed doorbell still answers hypercalls"),
 ]
