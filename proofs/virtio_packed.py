@@ -164,6 +164,38 @@ def _fill_form(table: int) -> Custom:
                   "old": ("ints", table)}, holds)
 
 
+# ---- states built mid-stream: from_state's check accepts exactly the states the invariants allow ----------
+
+def _checked(name):
+    """Init predicate: the state passes ``packed.<name>`` (``from_state``'s guards), for any state of the table
+    (looked up at use time, so a mutant of the check is what gets proved). ``init⊢inv`` then says every state
+    ``from_state`` accepts satisfies the invariant."""
+    def init(L, s):
+        return L.And(*[c for c, _ in getattr(packed, name)(L, s).guards])
+    return init
+
+
+def _check_complete(component: str, template, check: str) -> Custom:
+    """Every state satisfying all of ``component``'s invariants passes ``packed.<check>``: from_state refuses
+    no legal state (with ``init⊢inv``, it accepts exactly the states the invariants allow)."""
+    invs = invariants.of(component)
+
+    def negated():
+        L = z3_logic()
+        s = st.symbolize(template(), "s0")
+        sp = getattr(packed, check)(L, s)
+        return (L.And(*[i.fn(L, s) for i in invs], L.Not(L.And(*[c for c, _ in sp.guards]))),
+                lambda m: {"state": st.to_json(st.decode(m, s))})
+
+    def replay(cex: dict) -> str | None:
+        s = st.from_json(template(), cex["state"])
+        if not all(i.fn(CONCRETE, s) for i in invs):
+            return None
+        return next((c for ok, c in getattr(packed, check)(CONCRETE, s).guards if not ok), None)
+    clause = invs[0].clause
+    return Custom(f"from_state:invariants⇒{check}", clause, negated, replay)
+
+
 SUBJECTS = [
     Subject(component="virtio_packed_driver", template=_template("packed_driver_create"), preset=PRESET,
             init=_created("packed_driver_create"),
@@ -199,4 +231,12 @@ SUBJECTS = [
                  Op("push_used", M, "ring_push_used", {"id": "int", "length": "int"}),
                  Op("get_used", M, "ring_get_used", {"length": "int"}, assume=_u32("length"))),
             customs=tuple(f(t) for t in FORM_TABLES for f in (_reads_form, _fill_form))),
+    Subject(component="virtio_packed_driver_from_state", invariant_component="virtio_packed_driver",
+            template=_template("packed_driver_create"), preset=PRESET, init=_checked("packed_driver_state_check"),
+            ops=(), customs=(_check_complete("virtio_packed_driver", _template("packed_driver_create"),
+                                             "packed_driver_state_check"),)),
+    Subject(component="virtio_packed_device_from_state", invariant_component="virtio_packed_device",
+            template=_template("packed_device_create"), preset=PRESET, init=_checked("packed_device_state_check"),
+            ops=(), customs=(_check_complete("virtio_packed_device", _template("packed_device_create"),
+                                             "packed_device_state_check"),)),
 ]

@@ -113,9 +113,58 @@ def scenario_used_flags():
     return _refused(drv.get_used, pk.USED_FLAGS)
 
 
+# ---- queue ready: the device's checks of the size and placement the driver chose -----------------
+
+def _ready(num=4, lay=None, max_size=pk.MAX_QUEUE_SIZE, in_region=None):
+    """The device made ready over a flat memory (the driver area and device area after the ring by default)."""
+    return pk.PackedDevice(FlatView(MEM), lay or pk.PackedLayout.contiguous(num, 0x1000), num, REGION,
+                           max_size=max_size, in_region=in_region)
+
+
+def scenario_queue_size_above_max():
+    """4.2.2.2: QueueNum <= QueueNumMax (8 and a non-power-of-two 5 above a maximum of 4; 4 accepted)."""
+    for num in (8, 5):
+        if _refused(lambda: _ready(num, max_size=4), pk.QUEUE_NUM_MAX) is not None:
+            return pk.QUEUE_NUM_MAX
+    _ready(4, max_size=4)
+    return None
+
+
+def scenario_queue_size_range():
+    """§2.8: a packed queue has 1..32768 entries: 0 and 32769 refused even below the device's maximum."""
+    for num in (0, pk.MAX_QUEUE_SIZE + 1):
+        if _refused(lambda: _ready(num, pk.PackedLayout(0x1000, 0x1000, 0x1000), max_size=1 << 16),
+                    pk.QUEUE_READY_SIZE) is not None:
+            return pk.QUEUE_READY_SIZE
+    return None
+
+
+def scenario_ring_misaligned():
+    """§2.8.11 #1: descriptor ring 16-aligned, driver and device areas 4-aligned (each misplaced alone)."""
+    for lay in (pk.PackedLayout(0x1008, 0x1040, 0x1044), pk.PackedLayout(0x1000, 0x1042, 0x1048),
+                pk.PackedLayout(0x1000, 0x1040, 0x1046)):
+        if _refused(lambda: _ready(4, lay), pk.ALIGN) is not None:
+            return pk.ALIGN
+    return None
+
+
+def scenario_ring_outside_region():
+    """Each part wholly in the shared region [0x1000, 0x1100): the ring starting early, the driver area
+    elsewhere, the device area just past the end; each refused at queue ready."""
+    inside = lambda a, n: 0x1000 <= a and a + n <= 0x1100     # noqa: E731
+    for lay in (pk.PackedLayout(0x0FF0, 0x1040, 0x1044), pk.PackedLayout(0x1000, 0x3000, 0x1044),
+                pk.PackedLayout(0x1000, 0x1040, 0x1100)):
+        if _refused(lambda: _ready(4, lay, in_region=inside), pk.RING_IN_REGION) is not None:
+            return pk.RING_IN_REGION
+    if _refused(lambda: _ready(4, pk.PackedLayout(0x1000, 0x1040, MEM)), pk.RING_IN_REGION) is not None:
+        return pk.RING_IN_REGION          # default in_region: a part the device's view cannot read
+    return None
+
+
 SCENARIOS = [scenario_write_before_read, scenario_partial_list, scenario_indirect_not_negotiated,
              scenario_nested_indirect, scenario_indirect_with_next, scenario_table_length, scenario_outside_region,
-             scenario_used_flags]
+             scenario_used_flags, scenario_queue_size_above_max, scenario_queue_size_range, scenario_ring_misaligned,
+             scenario_ring_outside_region]
 
 
 @pytest.mark.parametrize("sc", SCENARIOS, ids=[s.__name__ for s in SCENARIOS])
@@ -312,5 +361,18 @@ def test_largest_queue_wraps():
     dev.push_used(ch.id, 0)
     assert drv.get_used() == ("big", 0)
     assert (drv.state.last_used, drv.state.used_wrap) == (0, False)
-    with pytest.raises(errors.CallerError, match="queue-size"):
+    with pytest.raises(errors.PeerViolation, match="queue#size"):      # the driver's QueueNum, refused at queue ready
         pk.PackedDevice(mem, lay, num + 1, region)
+
+
+def test_queue_ready_accepts_any_legal_size_and_exact_placement():
+    """Sizes need not be powers of two (1, 5, 7, 100, 32768 at a maximum of 32768); parts exactly filling
+    the region [0x1000, 0x1000 + 16 * num + 8) are accepted (16- and 4-aligned, no byte outside)."""
+    for num in (1, 5, 7, 100):
+        hi = 0x1000 + 16 * num + 8
+        dev = _ready(num, in_region=lambda a, n, hi=hi: 0x1000 <= a and a + n <= hi)
+        assert dev.state.num == num and dev.max_size == pk.MAX_QUEUE_SIZE
+    num = pk.MAX_QUEUE_SIZE
+    mem = FlatView(16 * num + 8)
+    pk.PackedDevice(mem, pk.PackedLayout.contiguous(num, 0), num, (0, 16 * num + 8))
+    assert pk.part_sizes(num) == (16 * num, 4, 4)

@@ -82,6 +82,18 @@ NOTHING_AVAILABLE = "VIRTIO/model/packed/device#nothing-available"
 NOT_IN_FLIGHT = "VIRTIO/model/packed/device#not-in-flight"
 LEN_BEYOND_WRITABLE = "VIRTIO/device/Packed Virtqueues/The Virtqueue Descriptor Table#len-beyond-writable"
 EVENT_MODE = "VIRTIO/model/packed/events#mode"
+# the device's checks when the driver makes the queue ready (``packed_queue_ready``)
+QUEUE_READY_SIZE = "VIRTIO/model/packed/queue#size"
+QUEUE_NUM_MAX = "VIRTIO/model/packed/queue#num-max"
+ALIGN = "VIRTIO/driver/Packed Virtqueues#align"
+RING_IN_REGION = "VIRTIO/model/packed/queue#in-region"
+# invariant clauses a state built by ``from_state`` must satisfy (specs/invariants/virtio_packed.py states them)
+INV_DRIVER_BOUNDS = "VIRTIO/model/packed/driver#bounds"
+INV_DRIVER_ACCOUNTING = "VIRTIO/model/packed/driver#accounting"
+INV_DRIVER_WRAP = "VIRTIO/model/packed/driver#wrap-positions"
+INV_DEVICE_BOUNDS = "VIRTIO/model/packed/device#bounds"
+INV_DEVICE_IN_FLIGHT = "VIRTIO/model/packed/device#in-flight"
+INV_RING_IDS = "VIRTIO/model/packed/ring#ids"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,6 +197,31 @@ def suppress(L: Any, flags: Any, event: Any, window: Any) -> Any:
     (with RING_EVENT_IDX) iff the named descriptor is in ``window``, anything else always."""
     return L.If(flags == RING_EVENT_FLAGS_DISABLE, False,
                 L.If(L.And(flags == RING_EVENT_FLAGS_DESC, event), window, True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Queue ready (§2.8.10.1, §2.8.11): the device's checks of the size and placement the driver chose
+# ---------------------------------------------------------------------------------------------
+
+def part_sizes(num: int) -> tuple[int, int, int]:
+    """Return the bytes of the descriptor ring, Driver Area and Device Area of a ``num``-entry ring (§2.8.10.1)."""
+    return DESC_SIZE * num, EVENT_SIZE, EVENT_SIZE
+
+
+def packed_queue_ready(L: Any, num: Any, max_size: Any, desc: Any, driver: Any, device: Any, desc_in: Any,
+                       driver_in: Any, device_in: Any) -> Step:
+    """The device's checks when the driver makes a packed queue ready (MMIO QueueReady = 1, PCI queue_enable = 1).
+
+    ``num`` and the part addresses are what the driver wrote (QueueNum, QueueDesc/Driver/Device); ``max_size``
+    is the device's QueueNumMax; ``desc_in``, ``driver_in``, ``device_in`` say whether each whole part
+    (``part_sizes``) lies in the shared region. Refused, each a peer violation: a size outside 1..32768 (§2.8; it
+    need not be a power of two), above the device's maximum (4.2.2.2), a part not aligned to 16 / 4 / 4 (§2.8.11
+    #1, table in §2.8.10.1), a part outside the shared region (refused here, never met later as a memory fault).
+    """
+    return step([(L.And(L.ULE(1, num), L.ULE(num, MAX_QUEUE_SIZE)), QUEUE_READY_SIZE),
+                 (L.ULE(num, max_size), QUEUE_NUM_MAX),
+                 (L.And(L.mod(desc, 16) == 0, L.mod(driver, 4) == 0, L.mod(device, 4) == 0), ALIGN),
+                 (L.And(desc_in, driver_in, device_in), RING_IN_REGION)], None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,6 +329,40 @@ def packed_detach_unused(L: Any, d: PackedDriverState, id: Any) -> Step:
 
 
 # ---------------------------------------------------------------------------------------------
+# States built mid-stream (``from_state``): the invariants, as guards citing their clauses
+# ---------------------------------------------------------------------------------------------
+
+def event_mode_ok(L: Any, flags: Any, event: Any) -> Any:
+    """A valid event suppression mode: ENABLE, DISABLE, or DESC with RING_EVENT_IDX (§2.8.10)."""
+    return L.Or(flags == RING_EVENT_FLAGS_ENABLE, flags == RING_EVENT_FLAGS_DISABLE,
+                L.And(flags == RING_EVENT_FLAGS_DESC, event))
+
+
+def _per_id_ok(L: Any, num: Any, ndesc: Any, wlen: Any) -> Any:
+    """Per id: 0 <= ndesc <= num, wlen >= 0, nothing recorded for ids >= num (one pass over both tables)."""
+    return L.And(*[L.And(L.ULE(0, n), L.ULE(n, num), L.ULE(0, w), L.Implies(L.ULE(num, k), n == 0))
+                   for k, (n, w) in enumerate(zip(ndesc, wlen, strict=True))])
+
+
+def packed_driver_state_check(L: Any, d: PackedDriverState) -> Step:
+    """The guards a driver state built mid-stream (``PackedDriver.from_state``) must pass, each citing the
+    invariant it keeps: positions in the ring, num_free and the event mode valid (``driver#bounds``); the
+    outstanding buffers' descriptors plus num_free = num (``driver#accounting``); (last_used, used wrap) to
+    (next_avail, avail wrap) spans exactly the outstanding descriptors (``driver#wrap-positions``, §2.8.1).
+
+    Costs the queue size (a creation path). ``proofs/virtio_packed.py`` proves that a state passing these
+    guards satisfies every driver invariant, and that every state satisfying them passes."""
+    return step([(L.And(L.ULE(1, d.num), L.ULE(d.num, len(d.ndesc)), L.ULE(0, d.next_avail), L.ULT(d.next_avail, d.num),
+                        L.ULE(0, d.last_used), L.ULT(d.last_used, d.num), L.ULE(0, d.num_free),
+                        L.ULE(d.num_free, d.num), L.ULE(0, d.num_added), event_mode_ok(L, d.event_flags, d.event)),
+                  INV_DRIVER_BOUNDS),
+                 (L.And(_per_id_ok(L, d.num, d.ndesc, d.wlen), sum(d.ndesc, 0) + d.num_free == d.num),
+                  INV_DRIVER_ACCOUNTING),
+                 (L.Implies(L.Not(d.detached), distance(L, d.num, d.last_used, d.used_wrap, d.next_avail, d.avail_wrap)
+                            == d.num - d.num_free), INV_DRIVER_WRAP)], None)
+
+
+# ---------------------------------------------------------------------------------------------
 # Device core (the primary's backend side)
 # ---------------------------------------------------------------------------------------------
 
@@ -360,6 +431,20 @@ def packed_set_event(L: Any, v: PackedDeviceState, mode: Any) -> Step:
     guards = [(L.Or(mode == RING_EVENT_FLAGS_ENABLE, mode == RING_EVENT_FLAGS_DISABLE,
                     L.And(mode == RING_EVENT_FLAGS_DESC, v.event)), EVENT_MODE)]
     return step(guards, L.effect(guards, lambda: replace(v, event_flags=mode), v), out=(v.next_avail, v.avail_wrap))
+
+
+def packed_device_state_check(L: Any, v: PackedDeviceState) -> Step:
+    """The guards a device state built mid-stream (``PackedDevice.from_state``) must pass, each citing the
+    invariant it keeps: positions in the ring and a valid published mode (``device#bounds``); the held
+    buffers' descriptors = in_flight = the distance from (next_used, used wrap) to (next_avail, avail wrap)
+    <= num (``device#in-flight``, §2.8.1). Costs the queue size (a creation path); proved equivalent to the
+    device invariants in ``proofs/virtio_packed.py``."""
+    return step([(L.And(L.ULE(1, v.num), L.ULE(v.num, len(v.ndesc)), L.ULE(0, v.next_avail), L.ULT(v.next_avail, v.num),
+                        L.ULE(0, v.next_used), L.ULT(v.next_used, v.num), L.ULE(0, v.num_used),
+                        event_mode_ok(L, v.event_flags, v.event)), INV_DEVICE_BOUNDS),
+                 (L.And(_per_id_ok(L, v.num, v.ndesc, v.wlen), sum(v.ndesc, 0) == v.in_flight, L.ULE(v.in_flight, v.num),
+                        distance(L, v.num, v.next_used, v.used_wrap, v.next_avail, v.avail_wrap) == v.in_flight),
+                  INV_DEVICE_IN_FLIGHT)], None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -583,6 +668,16 @@ def read_event(mem: MemoryView, addr: int) -> tuple[int, int, bool]:
     return flags, off_wrap & EVENT_OFF_MASK, bool(off_wrap >> EVENT_F_WRAP_CTR)
 
 
+def _readable(mem: MemoryView, addr: int, length: int) -> bool:
+    """Return whether the view can read ``length`` bytes at ``addr`` (the default shared-region test of a ring
+    part: a part the device's view cannot read is outside the region it shares with the driver)."""
+    try:
+        mem.read(addr, length)
+    except errors.AccessFault:
+        return False
+    return True
+
+
 def off_wrap(slot: int, wrap: bool) -> int:
     """Encode a position as ``off:15 | wrap:1``."""
     return slot | (int(wrap) << EVENT_F_WRAP_CTR)
@@ -624,6 +719,96 @@ class PackedDriver:
         mem.write(layout.driver, bytes(EVENT_SIZE))
         mem.write(layout.device, bytes(EVENT_SIZE))
 
+    @classmethod
+    def from_state(cls, mem: MemoryView, layout: PackedLayout, num: int, *, next_avail: int, avail_wrap: bool = True,
+                   buffers: Any = (), last_used: int | None = None, used_wrap: bool | None = None,
+                   num_added: int = 0, event_flags: int = RING_EVENT_FLAGS_ENABLE,
+                   event_off: tuple[int, bool] | None = None, **kw: Any) -> "PackedDriver":
+        """A driver mid-stream: ``buffers`` outstanding (made available, not yet taken back), in the order they
+        were made available, each ``(out, inn, token)`` or ``(out, inn, token, id)``. They fill the positions
+        just before ``(next_avail, avail_wrap)``, so ``(last_used, used_wrap)`` is that position moved back by
+        their descriptors (given, it must be). ``num_added`` counts descriptors added since the last kick;
+        ``event_flags`` is the driver's event suppression mode; ``event_off`` the off_wrap position its Driver
+        Area names (default ``(last_used, used_wrap)`` with RING_EVENT_IDX, as ``enable_cb``/``get_used``
+        write it). Other keywords are the constructor's.
+
+        Writes what the driver owns, as ``add`` writes it: the zeroed ring (as the constructor), each buffer's
+        descriptors and indirect table from ``last_used`` on (ids, the free list and the indirect decision as
+        Linux's: without explicit ids, the ids a fresh driver gives), the Driver Area; each free slot holds
+        what the previous lap left there (a descriptor used with that lap's wrap counter; zero in lap 0, as
+        the zeroed ring), so it reads neither available nor used (§2.8.1). Build the driver before a device on
+        the same bytes (the device then writes its used descriptors). An illegal state raises the invariant's
+        clause (``InvariantViolation``, ``packed_driver_state_check``): positions outside the ring, an invalid
+        mode, more descriptors than the queue, an id twice or outside the queue, a ``last_used`` that does not
+        count the outstanding descriptors.
+        """
+        drv = cls(mem, layout, num, **kw)
+        bufs = [(list(b[0]), list(b[1]), b[2], b[3] if len(b) > 3 else None) for b in buffers]
+        if any(not (o or i) for o, i, _, _ in bufs):
+            raise errors.fail(EMPTY_BUFFER, "an outstanding buffer with no element")
+        free, ns = num, []
+        for o, i, _, _ in bufs:                 # the descriptors each add takes (the indirect decision is add's)
+            ns.append(1 if drv._use_indirect(len(o) + len(i), free) else len(o) + len(i))
+            free -= ns[-1]
+        total = sum(ns)
+        explicit = any(b[3] is not None for b in bufs)
+        ids = [b[3] for b in bufs] if explicit else [sum(ns[:k]) % max(num, 1) for k in range(len(bufs))]
+        bad = [i for i in ids if not (isinstance(i, int) and 0 <= i < num)]
+        if bad or total > num:
+            raise errors.fail(INV_DRIVER_ACCOUNTING, f"ids {bad} outside the queue of {num}" if bad else
+                              f"{total} descriptors outstanding in a queue of {num}")
+        if last_used is None:
+            last_used, used_wrap = back(CONCRETE, num, next_avail, avail_wrap, total)
+        elif used_wrap is None:                 # the wrap that makes the span the outstanding descriptors, if any
+            used_wrap = next((w for w in (avail_wrap, not avail_wrap)
+                              if distance(CONCRETE, num, last_used, w, next_avail, avail_wrap) == total), avail_wrap)
+        ndesc, wlen = [0] * num, [0] * num
+        for (o, i, _, _), id, n in zip(bufs, ids, ns):
+            ndesc[id] += num if ndesc[id] else n           # an id twice: the accounting guard refuses it
+            wlen[id] = sum(ln for _, ln in i)
+        target = replace(drv.state, next_avail=next_avail, avail_wrap=avail_wrap, last_used=last_used,
+                         used_wrap=used_wrap, num_free=num - total, num_added=num_added, event_flags=event_flags,
+                         ndesc=CONCRETE.tabulate(num, lambda k: ndesc[k]), wlen=CONCRETE.tabulate(num, lambda k: wlen[k]))
+        apply(packed_driver_state_check(CONCRETE, target),
+              f"next avail ({next_avail}, {avail_wrap}), last used ({last_used}, {used_wrap}), {len(bufs)} buffers "
+              f"in {total} descriptors, num_added {num_added}, event flags {event_flags}")
+        # the free slots [next_avail, last_used + num): what the previous lap left (AVAIL = USED = its wrap)
+        for k in range(num - total):            # bound: the queue size (a creation path)
+            slot, coming = advance(CONCRETE, num, next_avail, avail_wrap, k)
+            if not coming:
+                write_le(mem, drv._slot(slot) + 14, 2, encode_flags(True, True))
+        drv.state = replace(drv.state, next_avail=last_used, avail_wrap=used_wrap, last_used=last_used,
+                            used_wrap=used_wrap)
+        taken: set[int] = set()
+        for (o, i, token, _), id, n in zip(bufs, ids, ns):
+            if explicit:                        # Linux's list: the id, then n - 1 more entries (lowest free first)
+                extra = [e for e in range(num) if e not in taken and e not in ids][:n - 1]
+                for a, b in zip([id] + extra, extra):
+                    drv.next_id[a] = b
+                drv.free_head = id
+                taken.update([id] + extra)
+            drv.add(o, i, token)
+        if explicit:
+            rest = [e for e in range(num) if e not in taken]
+            for a, b in zip(rest, rest[1:] + rest[:1]):
+                drv.next_id[a] = b
+            drv.free_head = rest[0] if rest else 0
+        if (drv.state.next_avail, drv.state.avail_wrap, drv.state.num_free) != (next_avail, avail_wrap, num - total):
+            raise errors.ModelBug("from_state: the adds did not reach the requested position")
+        drv.state = target
+        if event_off is None and drv.state.event:
+            event_off = (last_used, used_wrap)
+        if event_off is not None:
+            write_le(mem, layout.driver, 2, off_wrap(*event_off))
+        write_le(mem, layout.driver + 2, 2, event_flags)
+        drv.last_args, drv.last_out = {}, None
+        return drv
+
+    def _use_indirect(self, count: int, num_free: int) -> bool:
+        """Indirect when negotiated, for 2..min(indirect_max, num) elements (the device's default limit is the
+        queue size, §2.8.5; Linux checks only indirect_max) and a free descriptor."""
+        return self.indirect and 1 < count <= min(self.indirect_max, self.num) and num_free > 0
+
     def _slot(self, slot: int) -> int:
         return self.layout.desc + DESC_SIZE * slot
 
@@ -631,9 +816,7 @@ class PackedDriver:
         """Make a buffer of readable ``out`` and writable ``inn`` elements available; return its id."""
         elems = [(a, n, False) for a, n in out] + [(a, n, True) for a, n in inn]
         s = self.state
-        # indirect when negotiated, for 2..min(indirect_max, num) elements (the device's default limit
-        # is the queue size, §2.8.5; Linux checks only indirect_max) and a free descriptor
-        use_indirect = self.indirect and 1 < len(elems) <= min(self.indirect_max, s.num) and s.num_free > 0
+        use_indirect = self._use_indirect(len(elems), s.num_free)
         n = 1 if use_indirect else len(elems)
         id = self.free_head
         self.last_args = {"n": n, "wlen": sum(ln for _, ln, w in elems if w), "id": id}
@@ -752,17 +935,98 @@ class PackedDevice:
 
     ``region = (lo, hi)``: the shared region every element and indirect table must lie in.
     ``max_chain``: its limit on indirect table entries (default: the queue size, §2.8.5).
+    ``max_size``: the device's QueueNumMax. ``in_region(addr, len)``: whether a driver address range lies
+    in the shared region the ring must be placed in (default: every range the device's view can read).
+
+    Building the device is the driver making the queue ready: ``packed_queue_ready`` checks the size (1..32768,
+    at most ``max_size``), the alignment of the three parts (16, 4, 4) and that each lies wholly in the
+    shared region; a refusal raises ``PeerViolation`` naming the clause.
     """
 
     def __init__(self, mem: MemoryView, layout: PackedLayout, num: int, region: tuple[int, int], *,
                  event_idx: bool = False, indirect: bool = False, max_chain: int | None = None,
-                 notify: Callable[[], None] | None = None):
+                 notify: Callable[[], None] | None = None, max_size: int = MAX_QUEUE_SIZE,
+                 in_region: Callable[[int, int], bool] | None = None):
+        ring_in = in_region or (lambda a, n: _readable(mem, a, n))
+        sizes = part_sizes(num) if 0 < num <= MAX_QUEUE_SIZE else (0, 0, 0)
+        parts = [ring_in(a, k) for a, k in zip(layout, sizes)]
+        apply(packed_queue_ready(CONCRETE, num, max_size, *layout, *parts),
+              f"size {num} (device maximum {max_size}), descriptor ring {layout.desc:#x}, driver area "
+              f"{layout.driver:#x}, device area {layout.device:#x}")
+        self.max_size = max_size
         self.state, _ = apply(packed_device_create(CONCRETE, num, event_idx, max(num, 1)), f"queue size {num}")
         self.mem, self.layout, self.num, self.region = mem, layout, num, region
         self.indirect, self.limit = indirect, max_chain or num
         self.notify = notify or (lambda: None)
         self.last_out: Any = None
         self.last_args: dict | None = {}
+
+    @classmethod
+    def from_state(cls, mem: MemoryView, layout: PackedLayout, num: int, region: tuple[int, int], *,
+                   next_avail: int, avail_wrap: bool = True, next_used: int | None = None,
+                   used_wrap: bool | None = None, held: Any = None, used: Any = (), num_used: int = 0,
+                   event_flags: int = RING_EVENT_FLAGS_ENABLE, event_off: tuple[int, bool] | None = None,
+                   **kw: Any) -> "PackedDevice":
+        """A device mid-stream: ``(next_avail, avail_wrap)`` where it polls next; the buffers it holds (``held``:
+        id -> the ``Chain`` it popped, or id -> ``(ndesc, wlen)``), which fill the positions just before
+        ``next_avail`` (so ``(next_used, used_wrap)`` is that position moved back by their descriptors; given,
+        it must be); ``used``: its latest used descriptors ``(id, length, ndesc)``, oldest first, ending just
+        before ``next_used`` (buffers the driver has not taken back yet); ``num_used`` (descriptors used since
+        the last ``need_notify``); ``event_flags`` the mode it published, ``event_off`` its DESC position
+        (default ``(next_avail, avail_wrap)``, as ``set_event`` writes it). Other keywords are the
+        constructor's (the queue-ready checks run first).
+
+        Writes what the device owns, as ``push_used`` and ``set_event`` write it: each used descriptor (len,
+        id, flags AVAIL = USED = its lap's wrap counter, WRITE iff length > 0) and the Device Area. Build it
+        after the driver on the same bytes. An illegal state raises the invariant's clause
+        (``InvariantViolation``, ``packed_device_state_check``): positions outside the ring, an invalid mode,
+        held ids outside the queue or a ``next_used`` that does not count their descriptors (``device#in-flight``),
+        used descriptors that overlap the held ones, name an id twice or a held id (``ring#ids``).
+        """
+        dev = cls(mem, layout, num, region, **kw)
+        held = dict(held or {})
+        used = [tuple(u) for u in used]
+        nw = {h: ((c.ndesc, sum(ln for _, ln in c.writable)) if isinstance(c, Chain) else tuple(c))
+              for h, c in held.items()}
+        bad = [h for h, (n, w) in nw.items() if not (isinstance(h, int) and 0 <= h < num and isinstance(n, int)
+                                                     and 1 <= n <= num and isinstance(w, int) and 0 <= w <= U32_MAX)]
+        in_flight = sum(n for n, _ in nw.values())
+        if bad or in_flight > num:
+            raise errors.fail(INV_DEVICE_IN_FLIGHT, f"held ids {bad} outside the queue of {num} (or bad counts)"
+                              if bad else f"{in_flight} descriptors held in a queue of {num}")
+        if next_used is None:
+            next_used, used_wrap = back(CONCRETE, num, next_avail, avail_wrap, in_flight)
+        elif used_wrap is None:
+            used_wrap = next((w for w in (avail_wrap, not avail_wrap)
+                              if distance(CONCRETE, num, next_used, w, next_avail, avail_wrap) == in_flight), avail_wrap)
+        v = replace(dev.state, next_avail=next_avail, avail_wrap=avail_wrap, next_used=next_used, used_wrap=used_wrap,
+                    in_flight=in_flight, num_used=num_used, event_flags=event_flags,
+                    ndesc=CONCRETE.tabulate(num, lambda k: nw.get(k, (0, 0))[0]),
+                    wlen=CONCRETE.tabulate(num, lambda k: nw.get(k, (0, 0))[1]))
+        apply(packed_device_state_check(CONCRETE, v),
+              f"next avail ({next_avail}, {avail_wrap}), next used ({next_used}, {used_wrap}), {len(held)} held "
+              f"in {in_flight} descriptors, num_used {num_used}, event flags {event_flags}")
+        ids = [u[0] for u in used]
+        spread = sum(u[2] if len(u) > 2 else 1 for u in used)
+        if (len(set(ids)) != len(ids) or set(ids) & set(held) or spread + in_flight > num
+                or not all(len(u) == 3 and isinstance(u[0], int) and 0 <= u[0] < num and isinstance(u[1], int)
+                           and 0 <= u[1] <= U32_MAX and isinstance(u[2], int) and u[2] >= 1 for u in used)):
+            raise errors.fail(INV_RING_IDS, f"used descriptors {used}: ids distinct, below {num}, not held; "
+                                            f"({spread} + {in_flight} held) descriptors at most {num}")
+        dev.state = v
+        slot, wrap = next_used, used_wrap
+        for id, length, n in reversed(used):    # newest first, moving back from next_used
+            slot, wrap = back(CONCRETE, num, slot, wrap, n)
+            base = layout.desc + DESC_SIZE * slot
+            write_le(mem, base + 8, 4, length)
+            write_le(mem, base + 12, 2, id)
+            write_le(mem, base + 14, 2, encode_flags(*used_flags(CONCRETE, wrap), VIRTQ_DESC_F_WRITE if length else 0))
+        if event_off is None:
+            event_off = (next_avail, avail_wrap)
+        write_le(mem, layout.device, 2, off_wrap(*event_off) if event_flags == RING_EVENT_FLAGS_DESC else 0)
+        write_le(mem, layout.device + 2, 2, event_flags)
+        dev.last_args, dev.last_out = {}, None
+        return dev
 
     def _in_region(self, addr: int, length: int) -> bool:
         lo, hi = self.region

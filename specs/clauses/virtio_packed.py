@@ -9,6 +9,7 @@ from . import register
 
 _SPEC = "oasis-tcs/virtio-spec packed-ring.tex"
 _LINUX = "linux-6.1.y drivers/virtio/virtio_ring.c (packed)"
+_MMIO = "oasis-tcs/virtio-spec transport-mmio.tex, transport-pci.tex (virtio 1.3 csd01)"
 _D_SG = "VIRTIO/driver/Packed Virtqueues/Scatter-Gather Support"
 _D_IND = "VIRTIO/driver/Packed Virtqueues/The Virtqueue Descriptor Table/Indirect Descriptors"
 _V_DT = "VIRTIO/device/Packed Virtqueues/The Virtqueue Descriptor Table"
@@ -18,6 +19,21 @@ register([
     # ---- queue creation (both sides) -----------------------------------------------------------
     (f"{_M}/ring#queue-size", "caller", _SPEC, "virtio-1.3:2.8, 2.8.10.1",
      "a packed virtqueue has 1..32768 entries (2^15); the size need not be a power of two"),
+    # ---- queue configuration: what the device checks when the driver makes the queue ready ------
+    (f"{_M}/queue#size", "peer", _SPEC, "virtio-1.3:2.8 (desc.: packed virtqueues support up to 2^15 entries), "
+     "2.8.10.1 (desc.: Queue Size need not be a power of 2); no normative sentence",
+     "the queue size the driver wrote for a packed queue is 1..32768; it need not be a power of two"),
+    (f"{_M}/queue#num-max", "peer", _MMIO, "virtio-1.3:4.2.2.2 (the driver MUST write to QueueNum a value <= "
+     "QueueNumMax); 4.1.4.3 (PCI queue_size: the device's maximum on reset, the driver may only reduce it)",
+     "the packed queue's size is at most the device's maximum (QueueNumMax / queue_size)"),
+    ("VIRTIO/driver/Packed Virtqueues#align", "peer", _SPEC, "virtio-1.3:2.8.11 #1 (table in 2.8.10.1)",
+     "the driver placed the descriptor ring at a multiple of 16 and the driver and device event suppression "
+     "structures at multiples of 4 (the device's check at queue ready)"),
+    (f"{_M}/queue#in-region", "peer", "DESIGN.md §2, §4 (rings live in the shared region)",
+     "no normative sentence: virtio-1.3:2.8.10.1 (desc.: each part is physically contiguous in guest memory), 6 "
+     "(VIRTIO_F_ACCESS_PLATFORM desc.: device access may be limited)",
+     "the descriptor ring (16 x size bytes), Driver Area and Device Area (4 bytes each) lie wholly in the shared "
+     "region, so a misplaced ring is refused at queue ready, never met later as a memory fault"),
     # ---- what the honest device refuses in a driver-written chain (driver MUSTs) ----------------
     (f"{_D_SG}#chain-too-long", "peer", _SPEC, "virtio-1.3:2.8.17 #2",
      "a descriptor list is no longer than the queue size (no loops); the device stops its walk at that bound"),

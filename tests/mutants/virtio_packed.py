@@ -117,6 +117,15 @@ def _fill_no_flip(orig, L, seq, num, start, n, value, wrap):
     return orig(L, seq, num, start, n, lambda lw: value(wrap), wrap)
 
 
+def _wrap_check_ignores_wrap(orig, L, d):
+    """from_state's wrap check on slots alone ((next_avail - last_used) mod num): a full ring (distance num,
+    slots equal) is refused, so a legal state cannot be started from."""
+    sp = orig(L, d)
+    span = L.If(L.ULE(d.last_used, d.next_avail), d.next_avail - d.last_used, d.next_avail - d.last_used + d.num)
+    return replace(sp, guards=tuple((L.And(c, span == d.num - d.num_free), k) if k == f"{P}/driver#wrap-positions"
+                                    else (c, k) for c, k in sp.guards))
+
+
 def _form(component, name, table=4):
     return f"proof:{component}:{name}[table {table}]"
 
@@ -252,4 +261,40 @@ MUTANTS = [
            f"{P}/device#push-used-rule", replace_fn(M, "packed_push_used", _push_reports_next), "synthetic"),
     Mutant("packed-notify-ignores-disable", f"{P}/events#notify-rule", _proof(DEV, "need_notify", "rule_notify_by_event"),
            f"{P}/events#notify-rule", replace_fn(M, "packed_need_notify", _notify_ignores_disable), "synthetic"),
+    # ---- queue ready (the device's checks of the size and placement the driver chose) --------------
+    Mutant("packed-queue-size-above-max", f"{P}/queue#num-max", f"{SC}:scenario_queue_size_above_max",
+           f"{P}/queue#num-max", drop_guard(M, "packed_queue_ready", f"{P}/queue#num-max"),
+           "issue 9: only 32768 bounded the size (QueueNumMax ignored)"),
+    Mutant("packed-queue-size-zero", f"{P}/queue#size", f"{SC}:scenario_queue_size_range", f"{P}/queue#size",
+           drop_guard(M, "packed_queue_ready", f"{P}/queue#size"), "vm-virtio 0.4 queue size 0 (#173)"),
+    Mutant("packed-ring-misaligned-accepted", "VIRTIO/driver/Packed Virtqueues#align", f"{SC}:scenario_ring_misaligned",
+           "VIRTIO/driver/Packed Virtqueues#align",
+           drop_guard(M, "packed_queue_ready", "VIRTIO/driver/Packed Virtqueues#align"), "synthetic"),
+    Mutant("packed-ring-outside-region", f"{P}/queue#in-region", f"{SC}:scenario_ring_outside_region",
+           f"{P}/queue#in-region", drop_guard(M, "packed_queue_ready", f"{P}/queue#in-region"),
+           "issue 9: a misplaced ring met later as a memory fault"),
+    # ---- states built mid-stream (from_state): each check keeps its invariant, and refuses no legal state --
+    Mutant("packed-from-state-driver-bounds-unchecked", f"{P}/driver#bounds",
+           _proof(DRV + "_from_state", "init", "inv_driver_bounds"), f"{P}/driver#bounds",
+           drop_guard(M, "packed_driver_state_check", f"{P}/driver#bounds"),
+           "synthetic: a driver started outside the ring or with DESC without EVENT_IDX"),
+    Mutant("packed-from-state-driver-accounting-unchecked", f"{P}/driver#accounting",
+           _proof(DRV + "_from_state", "init", "inv_driver_accounting"), f"{P}/driver#accounting",
+           drop_guard(M, "packed_driver_state_check", f"{P}/driver#accounting"),
+           "issue 9: a driver started with an id outstanding twice"),
+    Mutant("packed-from-state-driver-wrap-unchecked", f"{P}/driver#wrap-positions",
+           _proof(DRV + "_from_state", "init", "inv_driver_wrap_positions"), f"{P}/driver#wrap-positions",
+           drop_guard(M, "packed_driver_state_check", f"{P}/driver#wrap-positions"),
+           "issue 9: a driver started with last_used not counting its outstanding descriptors"),
+    Mutant("packed-from-state-wrap-check-slots-only", f"{P}/driver#wrap-positions",
+           f"proof:{DRV}_from_state:from_state:invariants⇒packed_driver_state_check", f"{P}/driver#wrap-positions",
+           replace_fn(M, "packed_driver_state_check", _wrap_check_ignores_wrap),
+           "synthetic: positions compared without wrap counters (a full ring cannot be started from)"),
+    Mutant("packed-from-state-device-bounds-unchecked", f"{P}/device#bounds",
+           _proof(DEV + "_from_state", "init", "inv_device_bounds"), f"{P}/device#bounds",
+           drop_guard(M, "packed_device_state_check", f"{P}/device#bounds"), "synthetic"),
+    Mutant("packed-from-state-device-in-flight-unchecked", f"{P}/device#in-flight",
+           _proof(DEV + "_from_state", "init", "inv_device_in_flight"), f"{P}/device#in-flight",
+           drop_guard(M, "packed_device_state_check", f"{P}/device#in-flight"),
+           "issue 9: a device started holding fewer descriptors than its positions say (CVE-2016-5403 class)"),
 ]
