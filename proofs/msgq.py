@@ -12,6 +12,7 @@ from t1virtio.preset import LINUX
 from t1virtio.proofs.engine import Op, Subject
 
 M = "t1virtio.hyp.msgq"
+_VIRQ = {"virq": "int", "virq_exists": "bool", "virq_free": "bool"}   # the VM's VIC answers, free in proofs
 
 
 def _template():
@@ -35,8 +36,8 @@ SUBJECTS = [Subject(
          Op("flush", M, "msgq_flush"),
          Op("configure_send", M, "msgq_configure_send", {"notfull_thd": "int", "holdoff": "int"}),
          Op("configure_receive", M, "msgq_configure_receive", {"notempty_thd": "int", "holdoff": "int"}),
-         Op("bind_tx", M, "msgq_bind_send_virq"),
-         Op("bind_rx", M, "msgq_bind_receive_virq"),
+         Op("bind_tx", M, "msgq_bind_send_virq", _VIRQ),
+         Op("bind_rx", M, "msgq_bind_receive_virq", _VIRQ),
          Op("unbind_tx", M, "msgq_unbind_send_virq"),
          Op("unbind_rx", M, "msgq_unbind_receive_virq"),
          Op("deliver_tx", M, "msgq_virq_deliver_send"),

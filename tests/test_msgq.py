@@ -3,7 +3,8 @@ import pytest
 
 from t1virtio import errors
 from t1virtio.hyp.memory import RAM_IPA, Hypervisor, Layout, Rights, Trans
-from t1virtio.hyp.msgq import DEPTH, KEEP, MessageQueue
+from t1virtio.hyp.doorbell import Doorbell
+from t1virtio.hyp.msgq import DEPTH, KEEP, MessageQueue, Vic
 from t1virtio.preset import SMALL
 from t1virtio.specs import invariants
 
@@ -165,3 +166,57 @@ def test_flush_of_an_empty_queue_touches_no_line():
     q.send(b"b")
     q.flush()
     assert not q.state.rx.level
+
+
+def test_line_virq_numbers_are_checked_like_the_doorbells():
+    """vic_bind_shared, in its order: VIRQ_BOUND, ARGUMENT_INVALID (no such SPI), BUSY (the number has a source)."""
+    vic = Vic(first=32, count=4)
+    q = MessageQueue(SMALL, 4, 8, vic)
+    q.bind("tx", 32)
+    assert q.state.tx.virq == 32 and vic.sources == {32: q.owners["tx"]}
+    e = _raises(errors.CallerError, "HYP-MSGQ-virq-busy", q.bind, "rx", 32)     # the other line's number
+    assert "BUSY" in str(e) and not q.state.rx.bound
+    for missing in (31, 36, -1, 0):
+        assert "ARGUMENT_INVALID" in str(_raises(errors.CallerError, "HYP-MSGQ-virq-number", q.bind, "rx", missing))
+    _raises(errors.CallerError, "HYP-MSGQ-virq-bound", q.bind, "tx", 99)        # VIRQ_BOUND first
+    q.bind("rx")                                                                 # the first free number
+    assert q.state.rx.virq == 33
+    q.unbind("tx")
+    assert 32 not in vic.sources
+    q.bind("tx", 32)                                                             # free again
+    invariants.check("msgq", q.state)
+
+
+def test_one_vic_per_vm_is_shared_by_doorbells_and_queue_lines():
+    """A doorbell and a queue line of the same VM contend for VIRQ numbers; destroy releases them."""
+    vic = Vic(first=32, count=4)
+    db = Doorbell(SMALL, vic)
+    db.bind_virq(virq=34)
+    q = MessageQueue(SMALL, 2, 8, vic)
+    _raises(errors.CallerError, "HYP-MSGQ-virq-busy", q.bind, "rx", 34)
+    q.bind("rx", 35)
+    db.unbind_virq()
+    with pytest.raises(errors.CallerError) as e:
+        db.bind_virq(virq=35)                         # the queue line holds it
+    assert e.value.clause == "HYP-DBL-virq-busy"
+    q.destroy()                                       # object deactivation unbinds both lines
+    assert set(vic.sources) == set()
+    db.bind_virq(virq=35)
+    assert vic.sources == {35: db}
+    other_vm = Vic(first=32, count=4)                 # the sender's VM has its own numbers
+    q2 = MessageQueue(SMALL, 2, 8, vic)
+    q2.bind("tx", 35, vic=other_vm)
+    assert other_vm.sources == {35: q2.owners["tx"]} and vic.sources == {35: db}
+    q2.unbind("tx")
+    assert not other_vm.sources
+
+
+def test_bind_on_an_init_or_destroyed_queue_is_object_state_before_the_number():
+    vic = Vic(first=32, count=4)
+    q = MessageQueue(SMALL, vic=vic)
+    _raises(errors.CallerError, "HYP-MSGQ-object-state", q.bind, "rx", -1)
+    q.configure(2, 8)
+    q.activate()
+    q.destroy()
+    _raises(errors.CallerError, "HYP-MSGQ-object-state", q.bind, "tx", 32)
+    assert not vic.sources

@@ -12,7 +12,10 @@ notempty_thd``; receive: ``count == notfull_thd``; flush; configure_send/receive
 lazily, when ``check_pending`` returns false at EOI (pending while the condition holds, or while
 reasserted since taken). A line is bound late with ``bind_*_virq``: ``vic_bind_shared`` starts it
 unasserted, so a condition that already holds raises nothing until the next assertion (the ghost
-``unsignalled``; docs/msgq.md).
+``unsignalled``; docs/msgq.md). Binding names a VIRQ number of the VM's interrupt controller, with
+the checks of ``vic_bind_shared`` that the doorbell has too (``hyp/doorbell.py`` ``Vic``): the line
+is already bound (VIRQ_BOUND), no such shared VIRQ (ARGUMENT_INVALID), the number has another source
+(BUSY). ``MessageQueue`` shares a ``Vic`` per VM with the doorbells of that VM.
 
 Copy faults: send and receive take whether the caller's buffer could be read (send) or written
 (receive); ``MessageQueue.send_from``/``receive_into`` compute it from the caller's ``MemoryView``
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from t1virtio import errors
+from t1virtio.hyp.doorbell import OBJ_ACTIVE, OBJ_DESTROYED, OBJ_INIT, VIRQ_FIRST_SPI, Vic
 from t1virtio.logic import CONCRETE
 from t1virtio.preset import Preset
 from t1virtio.state import evolve, table
@@ -37,7 +41,6 @@ KEEP = -1                   # configure_send/receive: keep the current threshold
 DEPTH = -2                  # configure_receive: threshold = depth
 HOLDOFF_DEFAULT = -1        # configure_send/receive holdoff: anything else is ERROR_UNIMPLEMENTED
 
-OBJ_INIT, OBJ_ACTIVE, OBJ_DESTROYED = 0, 1, 2   # object lifecycle (Gunyah OBJECT_STATE_INIT / ACTIVE; destroyed)
 LINES = ("tx", "rx")
 
 
@@ -46,13 +49,14 @@ class VirqLine:
     """One VIRQ source of the queue and the vGIC delivery bits it can affect (level-triggered)."""
 
     bound: bool               # a VIRQ is bound to the source (bind_send_virq / bind_receive_virq)
+    virq: int                 # the bound VIRQ number (meaningful while bound)
     level: bool               # level assertion (vgic level_src): set by an assertion, cleared by virq_clear or at EOI
     edge: bool                # asserted since last taken ("reasserted" for check_pending)
     active: bool              # taken by the VM, not yet EOI'd
     unsignalled: bool         # ghost: the line's condition already held when it was bound, no assertion since
 
 
-QUIET = VirqLine(bound=False, level=False, edge=False, active=False, unsignalled=False)
+QUIET = VirqLine(bound=False, virq=0, level=False, edge=False, active=False, unsignalled=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +104,13 @@ def is_line_deliverable(L: Any, ln: VirqLine) -> Any:
 def line_assert(L: Any, ln: VirqLine, when: Any) -> VirqLine:
     """Assert the line if ``when`` (virq_assert, level): level and edge set; nothing on an unbound source."""
     a = L.And(when, ln.bound)
-    return VirqLine(bound=ln.bound, level=L.Or(ln.level, a), edge=L.Or(ln.edge, a), active=ln.active,
+    return VirqLine(bound=ln.bound, virq=ln.virq, level=L.Or(ln.level, a), edge=L.Or(ln.edge, a), active=ln.active,
                     unsignalled=L.And(ln.unsignalled, L.Not(a)))
 
 
 def line_clear(L: Any, ln: VirqLine) -> VirqLine:
     """Deassert the level (virq_clear)."""
-    return VirqLine(bound=ln.bound, level=False, edge=ln.edge, active=ln.active, unsignalled=False)
+    return VirqLine(bound=ln.bound, virq=ln.virq, level=False, edge=ln.edge, active=ln.active, unsignalled=False)
 
 
 def line_reevaluate(L: Any, ln: VirqLine, cond: Any) -> VirqLine:
@@ -232,10 +236,17 @@ def msgq_configure_receive(L: Any, s: MsgQueueState, notempty_thd: Any, holdoff:
         s, notempty_thd=thd, rx=line_reevaluate(L, s.rx, L.ULE(thd, s.count)))), s))
 
 
-def _bind(L: Any, s: MsgQueueState, line: str) -> Step:
+def _bind(L: Any, s: MsgQueueState, line: str, virq: Any, virq_exists: Any, virq_free: Any) -> Step:
+    """Bind ``line`` to VIRQ ``virq`` (msgqueue_bind -> vic_bind_shared), in vic_bind_shared's order of checks.
+
+    ``virq_exists``/``virq_free``: the VM's vGIC has that shared VIRQ, and no other source holds it.
+    """
     ln = getattr(s, line)
-    guards = [(is_active(L, s), "HYP-MSGQ-object-state"), (L.Not(ln.bound), "HYP-MSGQ-virq-bound")]
-    fresh = VirqLine(bound=True, level=False, edge=False, active=False, unsignalled=line_condition(L, s, line))
+    guards = [(is_active(L, s), "HYP-MSGQ-object-state"),
+              (L.Not(ln.bound), "HYP-MSGQ-virq-bound"),
+              (virq_exists, "HYP-MSGQ-virq-number"),
+              (virq_free, "HYP-MSGQ-virq-busy")]
+    fresh = VirqLine(bound=True, virq=virq, level=False, edge=False, active=False, unsignalled=line_condition(L, s, line))
     return step(guards, L.effect(guards, lambda: evolve(s, **{line: fresh}), s))
 
 
@@ -244,14 +255,19 @@ def _unbind(L: Any, s: MsgQueueState, line: str) -> Step:
     return step(guards, L.effect(guards, lambda: evolve(s, **{line: QUIET}), s))
 
 
-def msgq_bind_send_virq(L: Any, s: MsgQueueState) -> Step:
-    """Bind the sender's not-full VIRQ (0x6017; vic_bind_shared): starts unasserted, VIRQ_BOUND if bound."""
-    return _bind(L, s, "tx")
+def msgq_bind_send_virq(L: Any, s: MsgQueueState, virq: Any = VIRQ_FIRST_SPI, virq_exists: Any = True,
+                        virq_free: Any = True) -> Step:
+    """Bind the sender's not-full VIRQ (0x6017; vic_bind_shared): starts unasserted.
+
+    OBJECT_STATE unless ACTIVE, VIRQ_BOUND if bound, ARGUMENT_INVALID if no such VIRQ, BUSY if it has a source.
+    """
+    return _bind(L, s, "tx", virq, virq_exists, virq_free)
 
 
-def msgq_bind_receive_virq(L: Any, s: MsgQueueState) -> Step:
-    """Bind the receiver's not-empty VIRQ (0x6018): starts unasserted, VIRQ_BOUND if bound."""
-    return _bind(L, s, "rx")
+def msgq_bind_receive_virq(L: Any, s: MsgQueueState, virq: Any = VIRQ_FIRST_SPI, virq_exists: Any = True,
+                           virq_free: Any = True) -> Step:
+    """Bind the receiver's not-empty VIRQ (0x6018): as ``msgq_bind_send_virq``."""
+    return _bind(L, s, "rx", virq, virq_exists, virq_free)
 
 
 def msgq_unbind_send_virq(L: Any, s: MsgQueueState) -> Step:
@@ -267,7 +283,7 @@ def msgq_unbind_receive_virq(L: Any, s: MsgQueueState) -> Step:
 def _deliver(L: Any, s: MsgQueueState, line: str) -> Step:
     ln = getattr(s, line)
     take = is_line_deliverable(L, ln)
-    taken = VirqLine(bound=ln.bound, level=ln.level, edge=False, active=True, unsignalled=ln.unsignalled)
+    taken = VirqLine(bound=ln.bound, virq=ln.virq, level=ln.level, edge=False, active=True, unsignalled=ln.unsignalled)
     return step([], L.effect([], lambda: evolve(s, **{line: L.If(take, taken, ln)}), s), out=take)
 
 
@@ -275,7 +291,7 @@ def _eoi(L: Any, s: MsgQueueState, line: str) -> Step:
     """EOI: check_pending runs again: the level stays iff reasserted since taken or the condition holds."""
     ln = getattr(s, line)
     stays = L.And(ln.level, L.Or(ln.edge, line_condition(L, s, line)))
-    ended = VirqLine(bound=ln.bound, level=stays, edge=ln.edge, active=False, unsignalled=ln.unsignalled)
+    ended = VirqLine(bound=ln.bound, virq=ln.virq, level=stays, edge=ln.edge, active=False, unsignalled=ln.unsignalled)
     return step([], L.effect([], lambda: evolve(s, **{line: L.If(ln.active, ended, ln)}), s), out=ln.active)
 
 
@@ -312,10 +328,18 @@ class MessageQueue:
     leaves the object INIT (``configure``, ``activate``). ``send``/``receive`` copy trusted bytes;
     ``send_from``/``receive_into`` copy through the caller's ``MemoryView`` (copy faults are
     ADDR_INVALID, ``HYP-MSGQ-send-fault`` / ``-receive-fault``).
+
+    ``vic`` is the interrupt controller a line binds to by default (one ``Vic`` per VM, shared with
+    that VM's doorbells); ``bind(line, virq, vic)`` names the VM's VIC as the hypercall does (the
+    sender's for ``tx``, the receiver's for ``rx``).
     """
 
-    def __init__(self, preset: Preset, depth: int | None = None, max_size: int = GH_MSGQ_MAX_MSG_SIZE):
+    def __init__(self, preset: Preset, depth: int | None = None, max_size: int = GH_MSGQ_MAX_MSG_SIZE,
+                 vic: Vic | None = None):
         self.state = msgq_create(preset)
+        self.vic = vic if vic is not None else Vic()
+        self.bound_vics: dict[str, Vic] = {}   # the Vic holding each bound line's number
+        self.owners = {line: (self, line) for line in LINES}   # each line's identity as a VIRQ source
         self.payloads: list[bytes] = [b""] * preset.msgq_max_depth
         self.last_out: Any = None   # the core step's out, for rule checks
         if depth is not None:
@@ -335,7 +359,15 @@ class MessageQueue:
         self._run(msgq_activate(CONCRETE, self.state), f"depth {self.state.depth}, max size {self.state.max_size}")
 
     def destroy(self) -> None:
-        self._run(msgq_destroy(CONCRETE, self.state))
+        """Destroy the object: both lines unbound (object deactivation: vic_unbind), their numbers released."""
+        s = self.state
+        self._run(msgq_destroy(CONCRETE, s))
+        for line in LINES:
+            self._release(s, line)
+
+    def _release(self, was: MsgQueueState, line: str) -> None:
+        if getattr(was, line).bound and not getattr(self.state, line).bound and line in self.bound_vics:
+            self.bound_vics.pop(line).release(getattr(was, line).virq, self.owners[line])
 
     # --- data
     def _send(self, size: int, flags: int, fetch: Any) -> bool:
@@ -393,11 +425,20 @@ class MessageQueue:
         self._run(msgq_configure_receive(CONCRETE, self.state, notempty_thd, holdoff), f"threshold {notempty_thd}")
 
     # --- VIRQ lines ("tx": the sender's not-full, "rx": the receiver's not-empty)
-    def bind(self, line: str) -> None:
-        self._run(BIND[line](CONCRETE, self.state), f"{line} line")
+    def bind(self, line: str, virq: int | None = None, vic: Vic | None = None) -> None:
+        """Bind ``line`` to VIRQ ``virq`` of ``vic`` (default: ``self.vic`` and its first free number).
+        ``CallerError``: OBJECT_STATE, VIRQ_BOUND, ARGUMENT_INVALID (no such VIRQ), BUSY (it has a source)."""
+        v = self.vic if vic is None else vic
+        n = v.first_free() if virq is None else virq
+        self._run(BIND[line](CONCRETE, self.state, n, v.exists(n), v.is_free(n)), f"{line} line, VIRQ {n}")
+        v.claim(n, self.owners[line])
+        self.bound_vics[line] = v
 
     def unbind(self, line: str) -> None:
-        self._run(UNBIND[line](CONCRETE, self.state))
+        """Unbind ``line`` (OK when unbound) and release its number."""
+        s = self.state
+        self._run(UNBIND[line](CONCRETE, s))
+        self._release(s, line)
 
     def deliver(self, line: str) -> bool:
         return self._run(DELIVER[line](CONCRETE, self.state))

@@ -3,8 +3,9 @@
 The reference (``ReferenceQueue``) is written the way gunyah-hypervisor@36ca3a2 msgqueue.c and the
 vGIC delivery state read (a deque, plain ints and bools, imperative): assertions only on transitions,
 lazy deassertion at EOI, lines bound late start unasserted. Callers pass hostile sizes, reserved
-flags, out-of-range thresholds and holdoffs, buffers on unmapped or read-only/write-only pages, and
-run the object's lifecycle (destroy, create, configure, activate) at any point.
+flags, out-of-range thresholds and holdoffs, buffers on unmapped or read-only/write-only pages, bind
+lines to VIRQ numbers that are missing or already have a source, and run the object's lifecycle
+(destroy, create, configure, activate) at any point.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from t1virtio import errors
 from t1virtio.hyp.memview import NO_RIGHT
-from t1virtio.hyp.msgq import DEPTH, KEEP, LINES, MSGQ_PUSH, MessageQueue
+from t1virtio.hyp.msgq import DEPTH, KEEP, LINES, MSGQ_PUSH, MessageQueue, Vic
 from t1virtio.machines.common import check_invariants, checked_call
 from t1virtio.preset import SMALL
 
@@ -23,6 +24,9 @@ PAGE = 8
 R, W = 4, 2
 PAGE_RIGHTS = (R | W, R | W, R, W, 0, R | W)      # page 4 unmapped; 2 read-only, 3 write-only
 MEM = PAGE * len(PAGE_RIGHTS)
+VIRQS = (32, 33, 34, 35)       # the VM's shared VIRQs in this machine (one VIC for both lines)
+TAKEN = 33                     # one of them already has another source (a doorbell, say)
+START = {"tx": 32, "rx": 34}   # the numbers the lines are bound to at the start
 
 # Which clause a disagreement with the reference is reported under, per operation.
 REFERENCE_CLAUSE = {"send": "HYP-MSGQ-send-rule", "receive": "HYP-MSGQ-receive-rule",
@@ -64,19 +68,24 @@ class Refused(Exception):
 class RefLine:
     def __init__(self) -> None:
         self.bound = self.level = self.edge = self.active = False
+        self.virq: int | None = None
 
     def assert_(self) -> None:
         if self.bound:
             self.level = self.edge = True
 
     def bits(self) -> tuple:
-        return (self.bound, self.level, self.edge, self.active)
+        return (self.bound, self.virq if self.bound else None, self.level, self.edge, self.active)
 
 
 class ReferenceQueue:
-    """A plain msgqueue object: lifecycle, deque, thresholds, two level-triggered lines."""
+    """A plain msgqueue object: lifecycle, deque, thresholds, two level-triggered lines.
 
-    def __init__(self) -> None:
+    ``held``: the VM's VIRQ numbers that have a source (vic->sources), shared by every queue of the machine.
+    """
+
+    def __init__(self, held: set) -> None:
+        self.held = held
         self.phase, self.depth, self.max_size = "init", 0, 0
         self.q: deque[bytes] = deque()
         self.notfull = self.notempty = 0
@@ -108,7 +117,8 @@ class ReferenceQueue:
             raise Refused("OBJECT_STATE")
         self.phase = "destroyed"
         self.q.clear()
-        self.lines = {"tx": RefLine(), "rx": RefLine()}
+        for line in LINES:
+            self._unbind(line)
 
     def send(self, data: bytes, flags: int, readable: bool) -> bool:
         self._active()
@@ -167,16 +177,27 @@ class ReferenceQueue:
         else:
             ln.level = False
 
-    def bind(self, line: str) -> None:
+    def bind(self, line: str, virq: int) -> None:
+        """vic_bind_shared: VIRQ_BOUND, then ARGUMENT_INVALID (not one of the VM's SPIs), then BUSY."""
         self._active()
         if self.lines[line].bound:
             raise Refused("VIRQ_BOUND")
+        if virq not in VIRQS:
+            raise Refused("ARGUMENT_INVALID")
+        if virq in self.held:
+            raise Refused("BUSY")
+        self.held.add(virq)
         self.lines[line] = RefLine()
-        self.lines[line].bound = True
+        self.lines[line].bound, self.lines[line].virq = True, virq
+
+    def _unbind(self, line: str) -> None:
+        if self.lines[line].bound:
+            self.held.discard(self.lines[line].virq)
+        self.lines[line] = RefLine()
 
     def unbind(self, line: str) -> None:
         self._active()
-        self.lines[line] = RefLine()
+        self._unbind(line)
 
     def deliver(self, line: str) -> bool:
         ln = self.lines[line]
@@ -203,14 +224,21 @@ class MsgqMachine(RuleBasedStateMachine):
 
     @initialize(depth=st.integers(1, SMALL.msgq_max_depth), max_size=st.integers(1, SMALL.msgq_max_msg_size))
     def create(self, depth, max_size):
-        self.q = MessageQueue(SMALL, depth, max_size)
-        self.ref = ReferenceQueue()
+        vic = Vic(first=VIRQS[0], count=len(VIRQS))
+        vic.claim(TAKEN, "another source")
+        self.q = MessageQueue(SMALL, depth, max_size, vic)
+        self.ref = ReferenceQueue({TAKEN})
         self.ref.configure(depth, max_size)
         self.ref.activate()
         self.mem = bytearray(MEM)
         self.view = PagedView(self.mem)
         for line in LINES:
-            self._call("bind", {}, lambda: self.q.bind(line), lambda: self.ref.bind(line), line=line)
+            self._bind(line, START[line])
+
+    def _bind(self, line: str, virq: int) -> None:
+        vic = self.q.vic
+        args = {"virq": virq, "virq_exists": vic.exists(virq), "virq_free": vic.is_free(virq)}
+        self._call("bind", args, lambda: self.q.bind(line, virq), lambda: self.ref.bind(line, virq), line=line)
 
     def _call(self, op: str, args: dict, model_call, ref_call, line: str | None = None, rule_op: str | None = None):
         got: list = []
@@ -231,9 +259,10 @@ class MsgqMachine(RuleBasedStateMachine):
         s, r = self.q.state, self.ref
         model = (s.lifecycle, s.count, s.notfull_thd if s.lifecycle == 1 else None,
                  s.notempty_thd if s.lifecycle == 1 else None,
-                 tuple((ln.bound, ln.level, ln.edge, ln.active) for ln in (s.tx, s.rx)))
+                 tuple((ln.bound, ln.virq if ln.bound else None, ln.level, ln.edge, ln.active) for ln in (s.tx, s.rx)),
+                 frozenset(self.q.vic.sources))
         ref = ({"init": 0, "active": 1, "destroyed": 2}[r.phase], len(r.q), r.notfull if r.phase == "active" else None,
-               r.notempty if r.phase == "active" else None, tuple(r.lines[x].bits() for x in LINES))
+               r.notempty if r.phase == "active" else None, tuple(r.lines[x].bits() for x in LINES), frozenset(r.held))
         if model != ref:
             raise errors.InvariantViolation(REFERENCE_CLAUSE[op], f"after {op}: model {model}, reference {ref}")
 
@@ -275,10 +304,13 @@ class MsgqMachine(RuleBasedStateMachine):
         self._call("configure_receive", {"notempty_thd": thd, "holdoff": holdoff},
                    lambda: self.q.configure_receive(thd, holdoff), lambda: self.ref.configure_line("rx", thd, holdoff))
 
-    @rule(line=st.sampled_from(LINES), action=st.sampled_from(["bind", "bind", "unbind"]))
-    def binding(self, line, action):
+    @rule(line=st.sampled_from(LINES), action=st.sampled_from(["bind", "bind", "unbind"]),
+          virq=st.sampled_from(VIRQS + (VIRQS[0], VIRQS[2], 31, 36, -1)))
+    def binding(self, line, action, virq):
+        """Bind (OBJECT_STATE, VIRQ_BOUND, ARGUMENT_INVALID for a VIRQ the VM lacks, BUSY for one with a source:
+        the other line's, or TAKEN) or unbind a line."""
         if action == "bind":
-            self._call("bind", {}, lambda: self.q.bind(line), lambda: self.ref.bind(line), line=line)
+            self._bind(line, virq)
         else:
             self._call("unbind", {}, lambda: self.q.unbind(line), lambda: self.ref.unbind(line), line=line)
 
@@ -292,7 +324,8 @@ class MsgqMachine(RuleBasedStateMachine):
     def lifecycle(self, action, depth, max_size):
         """Destroy the object, create a fresh one, configure (hostile sizes) or activate it, at any point."""
         if action == "create":
-            self.q, self.ref = MessageQueue(SMALL), ReferenceQueue()
+            # a fresh object on the same VM: a queue left bound keeps its numbers
+            self.q, self.ref = MessageQueue(SMALL, vic=self.q.vic), ReferenceQueue(self.ref.held)
             self._compare("create")
         elif action == "configure":
             self._call("configure", {"depth": depth, "max_size": max_size},

@@ -4,6 +4,8 @@ from . import register
 _SRC = "gunyah-hypervisor@36ca3a2 hyp/ipc/msgqueue; docs/api/gunyah_api.md"
 _OBJ = "gunyah-hypervisor@36ca3a2 object lifecycle (facts §3.0); hyp/ipc/msgqueue"
 _VIC = "gunyah-hypervisor@36ca3a2 hyp/ipc/msgqueue (bind/unbind, check_pending); hyp/interfaces/virq; hyp/vm/vgic"
+_BIND = ("gunyah-hypervisor@36ca3a2 hyp/ipc/msgqueue/src/msgqueue.c (msgqueue_bind), hyp/vm/vgic/src/distrib.c "
+         "(vic_bind_shared), hyp/interfaces/vic/include/vic.h; docs/api/gunyah_api.md (Message Queue Bind Send/Receive vIRQ)")
 
 register([
     ("HYP-MSGQ-configure", "caller", _SRC, "msgqueue_configure",
@@ -55,6 +57,12 @@ register([
      "the message stays queued"),
     ("HYP-MSGQ-virq-bound", "caller", _VIC, "msgqueue_bind_send_virq / msgqueue_bind_receive_virq",
      "binding a queue line that is already bound fails with VIRQ_BOUND and changes nothing"),
+    ("HYP-MSGQ-virq-number", "caller", _BIND, "vic_bind_shared (queue line)",
+     "binding a queue line to a VIRQ number that is not a shared VIRQ of the VM's interrupt controller (not an SPI, "
+     "or beyond its sources) fails with ARGUMENT_INVALID and changes nothing; checked after VIRQ_BOUND"),
+    ("HYP-MSGQ-virq-busy", "caller", _BIND, "vic_bind_shared (queue line)",
+     "binding a queue line to a VIRQ number that already has a source (the other line, a doorbell, any other "
+     "source of that VM) fails with BUSY and changes nothing; checked after ARGUMENT_INVALID"),
     ("HYP-MSGQ-lifecycle", "invariant", _OBJ, "object state",
      "the object is INIT (depth and size 0 or configured), ACTIVE (configured) or destroyed; only an ACTIVE "
      "queue holds messages or bound lines"),
@@ -69,7 +77,8 @@ register([
     ("HYP-MSGQ-threshold-rule", "rule", _SRC, "msgqueue_configure_send / msgqueue_configure_receive",
      "a new threshold (-2: depth) is stored and its line is asserted if its condition holds, else cleared"),
     ("HYP-MSGQ-bind-rule", "rule", _VIC, "bind / unbind of a queue line",
-     "bind of an unbound line binds it unasserted (a condition that already holds is not signalled); unbind "
+     "bind of an unbound line to an existing, free VIRQ number binds it to that number unasserted (a condition "
+     "that already holds is not signalled); unbind "
      "clears the line; the queue is untouched"),
     ("HYP-MSGQ-deliver", "rule", _VIC, "VIRQ acknowledge",
      "the VM takes a line only when it is bound, asserted and not in service; taking it clears the reasserted bit"),

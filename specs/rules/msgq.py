@@ -7,7 +7,7 @@ from t1virtio.specs.rules import rule
 
 
 def _same_line(L, a, b):
-    return L.And(a.bound == b.bound, a.level == b.level, a.edge == b.edge, a.active == b.active)
+    return L.And(a.bound == b.bound, a.virq == b.virq, a.level == b.level, a.edge == b.edge, a.active == b.active)
 
 
 def _same_queue(L, old, new):
@@ -134,11 +134,12 @@ def rule_configure_receive_keep(L, old, args, ok, new, out):
     return L.Implies(L.And(ok, args["notempty_thd"] == KEEP), _unchanged(L, old, new))
 
 
-def _bind_rule(L, old, ok, new, line):
+def _bind_rule(L, old, args, ok, new, line):
     ln, nl = getattr(old, line), getattr(new, line)
     other = "rx" if line == "tx" else "tx"
-    return L.And(ok == L.And(_active(L, old), L.Not(ln.bound)), L.Implies(ok, L.And(
-        nl.bound, L.Not(nl.level), L.Not(nl.edge), L.Not(nl.active), _same_queue(L, old, new),
+    legal = L.And(_active(L, old), L.Not(ln.bound), args["virq_exists"], args["virq_free"])
+    return L.And(ok == legal, L.Implies(ok, L.And(
+        nl.bound, nl.virq == args["virq"], L.Not(nl.level), L.Not(nl.edge), L.Not(nl.active), _same_queue(L, old, new),
         _same_thresholds(L, old, new), _same_line(L, getattr(old, other), getattr(new, other)))))
 
 
@@ -152,14 +153,14 @@ def _unbind_rule(L, old, ok, new, line):
 
 @rule("msgq", "bind_tx", "HYP-MSGQ-bind-rule")
 def rule_bind_tx(L, old, args, ok, new, out):
-    """Accepted iff active and unbound: bound, unasserted, nothing else changes."""
-    return _bind_rule(L, old, ok, new, "tx")
+    """Accepted iff active, unbound, and the VIRQ number exists and is free: bound to it, unasserted, nothing else changes."""
+    return _bind_rule(L, old, args, ok, new, "tx")
 
 
 @rule("msgq", "bind_rx", "HYP-MSGQ-bind-rule")
 def rule_bind_rx(L, old, args, ok, new, out):
-    """Accepted iff active and unbound: bound, unasserted, nothing else changes."""
-    return _bind_rule(L, old, ok, new, "rx")
+    """Accepted iff active, unbound, and the VIRQ number exists and is free: bound to it, unasserted, nothing else changes."""
+    return _bind_rule(L, old, args, ok, new, "rx")
 
 
 @rule("msgq", "unbind_tx", "HYP-MSGQ-bind-rule")

@@ -86,9 +86,9 @@ def _destroy_keeps_lines(orig, L, s):
     return replace(sp, new=replace(sp.new, tx=s.tx, rx=s.rx))
 
 
-def _bind_signals(orig, L, s, line):
+def _bind_signals(orig, L, s, line, *a, **k):
     """A bind that asserts a line whose condition already holds (Gunyah's vic_bind_shared does not)."""
-    sp = orig(L, s, line)
+    sp = orig(L, s, line, *a, **k)
     m = _m()
     ln = getattr(sp.new, line)
     return replace(sp, new=evolve(sp.new, **{line: m.line_assert(L, ln, ln.unsignalled)}))
@@ -193,4 +193,13 @@ MUTANTS = [
            replace_fn(M, "_deliver", _deliver_keeps_edge), "synthetic: taking the line does not consume the reassertion"),
     Mutant("msgq-eoi-ignores-reassert", "HYP-MSGQ-check-pending", P + "eoi_rx⊨rule_eoi_rx", "HYP-MSGQ-check-pending",
            replace_fn(M, "_eoi", _eoi_ignores_reassert), "check_pending without its reasserted case"),
+    Mutant("msgq-bind-busy-virq", "HYP-MSGQ-virq-busy", P + "bind_tx⊨rule_bind_tx", "HYP-MSGQ-bind-rule",
+           _guard("_bind", "HYP-MSGQ-virq-busy"),
+           "synthetic: a line takes over a VIRQ number that already has a source (no BUSY)"),
+    Mutant("msgq-bind-missing-virq", "HYP-MSGQ-virq-number", P + "bind_rx⊨rule_bind_rx", "HYP-MSGQ-bind-rule",
+           _guard("_bind", "HYP-MSGQ-virq-number"),
+           "synthetic: a VIRQ number the VM does not have is accepted (no ARGUMENT_INVALID)"),
+    Mutant("msgq-bind-busy-virq-machine", "HYP-MSGQ-virq-busy", "machine:msgq", "HYP-MSGQ-bind-rule",
+           _guard("_bind", "HYP-MSGQ-virq-busy"),
+           "synthetic: the machine binds a line to the other line's number or one another source holds", examples=100),
 ]
