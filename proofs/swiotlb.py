@@ -3,7 +3,7 @@
 The state is symbolic: any ``nslabs <= 8`` (segments of 4 slots), one or two areas, any page aligned
 start, any contents allowed by the invariants; requests are any 64-bit values (the two alignment
 masks and the cpu are ``unsigned int`` in Linux). The operations use the default policy
-(``policy.DEFAULT``, read at call time, so a mutant swapping the version is what gets proved).
+(``POLICY``, passed to every transition; a mutant swapping the version is what gets proved).
 
 How the proof is split (DESIGN §3 "two kinds of spec"), so no obligation solves the search and the
 invariants together:
@@ -43,24 +43,26 @@ M = "t1virtio.proofs.swiotlb"
 # quadratic in the table, and 64-bit words keep every address computation exact.
 P = replace(SMALL, name="SMALL/2", pool_nslabs=8, io_tlb_segsize=4)
 MASKS = ("alloc_align_mask", "min_align_mask")
+# The allocator version these proofs are about, passed to every transition (a mutant may swap it).
+POLICY = pol.V6_1
 
 
 def find(L, s, orig_addr, alloc_size, alloc_align_mask, min_align_mask, boundary_mask, cpu):
     return slots.swiotlb_find_slots(L, P, s, orig_addr, alloc_size, alloc_align_mask, min_align_mask,
-                                    boundary_mask, cpu)
+                                    boundary_mask, cpu, POLICY)
 
 
 def map_slots(L, s, orig_addr, mapping_size, alloc_size, alloc_align_mask, min_align_mask, boundary_mask, cpu):
     return slots.swiotlb_tbl_map_slots(L, P, s, orig_addr, mapping_size, alloc_size, alloc_align_mask,
-                                       min_align_mask, boundary_mask, cpu)
+                                       min_align_mask, boundary_mask, cpu, POLICY)
 
 
 def alloc(L, s, size, min_align_mask, boundary_mask, cpu):
-    return slots.swiotlb_alloc_slots(L, P, s, size, min_align_mask, boundary_mask, cpu)
+    return slots.swiotlb_alloc_slots(L, P, s, size, min_align_mask, boundary_mask, cpu, POLICY)
 
 
 def release(L, s, tlb_addr, min_align_mask, size):
-    return slots.swiotlb_release_slots(L, P, s, tlb_addr, min_align_mask, size)
+    return slots.swiotlb_release_slots(L, P, s, tlb_addr, min_align_mask, size, POLICY)
 
 
 def _unsigned_int_masks(L, s, a):
@@ -69,12 +71,12 @@ def _unsigned_int_masks(L, s, a):
 
 
 def _template():
-    return slots.SlotPool(P, 0, P.pool_nslabs, P.io_tlb_max_areas, policy=pol.V6_1).state
+    return slots.SlotPool(P, 0, P.pool_nslabs, P.io_tlb_max_areas, policy=pol.V6_1).state   # the shape only
 
 
 def _init(L, s):
     """Every pool ``swiotlb_init_pool`` accepts: any size, area count and page-aligned start."""
-    made = pool.swiotlb_init_pool(L, P, s.start, s.nslabs, s.nareas, s.vaddr, s.primary_vaddr)
+    made = pool.swiotlb_init_pool(L, P, s.start, s.nslabs, s.nareas, s.vaddr, s.primary_vaddr, POLICY)
     a, b = [], []
     st._leaves(s, None, lambda x, w: a.append(x))
     st._leaves(made.new, None, lambda x, w: b.append(x))
@@ -169,7 +171,7 @@ INVALID = pool.INVALID_PHYS_ADDR
 
 
 def _find_as_take(L, s, a, sp):
-    q = slots.compute_request(L, P, pol.current(None), s, a["orig_addr"], a["alloc_size"], a["alloc_align_mask"],
+    q = slots.compute_request(L, P, POLICY, s, a["orig_addr"], a["alloc_size"], a["alloc_align_mask"],
                               a["min_align_mask"], a["boundary_mask"])
     return take(L, s, sp.out, q.nslots, a["alloc_size"], q.offset, pool.const(L, INVALID))
 
@@ -207,7 +209,7 @@ def _find_refines(L, old, a):
 
 def _request(L, s, a):
     """The search's request for the find arguments ``a`` (as ``find`` computes it)."""
-    return slots.compute_request(L, P, pol.current(None), s, a["orig_addr"], a["alloc_size"], a["alloc_align_mask"],
+    return slots.compute_request(L, P, POLICY, s, a["orig_addr"], a["alloc_size"], a["alloc_align_mask"],
                                  a["min_align_mask"], a["boundary_mask"])
 
 
@@ -223,7 +225,7 @@ def _fits_at(L, s, q, c, slot):
 def _area_fits(L, s, a, c):
     """The claim of ``find:area c⊨fits``: the walk of area ``c`` answers only a slot that passes the fit test."""
     q = _request(L, s, a)
-    r = slots.search_area(L, P, pol.current(None), s, c, q)
+    r = slots.search_area(L, P, POLICY, s, c, q)
     return L.Implies(L.And(_unsigned_int_masks(L, s, a), L.ULT(c, s.nareas), r.found), _fits_at(L, s, q, c, r.slot))
 
 
@@ -255,7 +257,7 @@ def _area_search_fits(c):
         if c >= s.nareas:
             return None
         q = _request(L, s, a)
-        r = slots.search_area(L, P, pol.current(None), s, c, q)
+        r = slots.search_area(L, P, POLICY, s, c, q)
         return clause if r.found and not _fits_at(L, s, q, c, r.slot) else None
     return Custom(f"find:area {c}⊨fits", clause, negated, replay)
 
@@ -270,7 +272,7 @@ def _map_search(L, a):
 def _alloc_search(L, a):
     """The search ``alloc`` runs for the alloc arguments ``a``: no original address, the policy's alignment."""
     return {"orig_addr": pool.const(L, 0), "alloc_size": a["size"],
-            "alloc_align_mask": slots.compute_alloc_align(L, P, pol.current(None), a["size"]),
+            "alloc_align_mask": slots.compute_alloc_align(L, P, POLICY, a["size"]),
             "min_align_mask": a["min_align_mask"], "boundary_mask": a["boundary_mask"], "cpu": a["cpu"]}
 
 
@@ -440,9 +442,9 @@ def _search_bound_suffices():
     clause = check_clause("SWIOTLB-search-bounded")
 
     def trajectory(L, s, a):
-        q = slots.compute_request(L, P, pol.current(None), s, a["orig_addr"], a["alloc_size"],
+        q = slots.compute_request(L, P, POLICY, s, a["orig_addr"], a["alloc_size"],
                                   a["alloc_align_mask"], a["min_align_mask"], a["boundary_mask"])
-        start = slots.search_start(L, pol.current(None), s, 0, q)
+        start = slots.search_start(L, POLICY, s, 0, q)
         # the walk's next index from every position of the table, computed once by the kernel's step
         succ = tuple(slots.walk_step(L, s, q, 0, pool.const(L, k))[2] for k in range(P.pool_nslabs))
         seen = [start]

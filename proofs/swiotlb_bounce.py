@@ -53,11 +53,11 @@ def _policy(L, s, args):
 
 def map_single(L, s, orig_addr, mapping_size, alloc_size, dir, attrs, map_bounce, alloc_align_mask, min_align_mask, cpu):
     return bounce.swiotlb_map_single(L, TINY, s, orig_addr, mapping_size, alloc_size, dir, attrs, map_bounce,
-                                     alloc_align_mask, min_align_mask, swpool.const(L, swpool.U64), cpu)
+                                     alloc_align_mask, min_align_mask, swpool.const(L, swpool.U64), cpu, pol.V6_1)
 
 
 def unmap_single(L, s, tlb_addr, mapping_size, dir, attrs, min_align_mask):
-    return bounce.swiotlb_unmap_single(L, SMALL, s, tlb_addr, mapping_size, dir, attrs, min_align_mask)
+    return bounce.swiotlb_unmap_single(L, SMALL, s, tlb_addr, mapping_size, dir, attrs, min_align_mask, pol.V6_1)
 
 
 def sync_for_device(L, s, tlb_addr, size, dir, min_align_mask):

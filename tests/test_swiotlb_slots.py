@@ -72,7 +72,8 @@ def scenario_hang_reported():
 
 def scenario_too_large():
     st = SlotPool(SMALL, START, 16, 1).state
-    got = _clause_of(lambda: apply(slots.swiotlb_find_slots(CONCRETE, SMALL, st, 0x1000, SMALL.io_tlb_segsize * 2048 + 1)))
+    got = _clause_of(lambda: apply(slots.swiotlb_find_slots(CONCRETE, SMALL, st, 0x1000, SMALL.io_tlb_segsize * 2048 + 1,
+                                                             policy=policy.V6_1)))
     return None if got == "SWIOTLB-find-too-large" else "SWIOTLB-find-too-large"
 
 
@@ -171,3 +172,37 @@ def test_seed_policy_frees_the_callers_size():
     tlb = p.map(0x1000, 3 * 2048)
     assert _clause_of(lambda: p.release(tlb, size=2048)) == "SWIOTLB-release-size"
     assert p.release(tlb, size=3 * 2048) == 3
+
+
+# ---------------------------------------------------------------- policies are named, explicit, never defaulted
+
+def scenario_policy_typo_refused():
+    """A policy field that names no version ("v6.l") is refused, never read as some other version."""
+    got = _clause_of(lambda: policy.SwiotlbPolicy("typo", search="v6.l", free_size="recorded", list_init="segment",
+                                                  alloc_page="pfn", alloc_align="none"))
+    return None if got == policy.POLICY_KNOWN else policy.POLICY_KNOWN
+
+
+def test_policy_typo_refused():
+    assert scenario_policy_typo_refused() is None
+
+
+@pytest.mark.parametrize("make", [
+    lambda: policy.by_name("v6.10"),
+    lambda: policy.SwiotlbPolicy("x", search="v6.9", free_size="recorded", list_init="segment", alloc_page="pfn",
+                                 alloc_align="none"),
+    lambda: policy.SwiotlbPolicy("x", search="v6.1", free_size="callers", list_init="segment", alloc_page="pfn",
+                                 alloc_align="none"),
+    lambda: SlotPool(SMALL, START, 16, 1, policy="v6.1"),              # a name where the policy belongs
+    lambda: apply(slots.swiotlb_alloc_slots(CONCRETE, SMALL, SlotPool(SMALL, START, 16, 1).state, 2048)),  # none given
+])
+def test_unknown_or_missing_policy_is_refused(make):
+    with pytest.raises(errors.CallerError) as e:
+        make()
+    assert e.value.clause == policy.POLICY_KNOWN
+
+
+def test_policy_fields_are_enums():
+    for p in policy.POLICIES.values():
+        assert isinstance(p.search, policy.Search) and isinstance(p.list_init, policy.ListInit)
+    assert policy.by_name("v6.9+") is policy.V6_9

@@ -14,7 +14,7 @@ any length anywhere in the region through its own view, at its own addresses. Af
   (``SWIOTLB-BOUNCE-no-stale``); the region holds only exported, device or content-free bytes
   (``SWIOTLB-BOUNCE-no-export``); each DMA address names the mapping's bytes inside the region
   (``VIRTIO-BOUNCE-in-region``).
-Runs the default policies (zero-fill map bounce, 6.1.y slot search).
+Runs the policies named by ``MAP_BOUNCE`` (zero-fill map bounce) and the 6.1.y slot search, passed explicitly.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from t1virtio.machines.common import check_invariants, checked_call
 from t1virtio.swiotlb import bounce as b
 from t1virtio.swiotlb import dma, labels
 
+MAP_BOUNCE = b.ZERO_FILL      # the map-time bounce policy this machine checks (passed explicitly)
 NBUF = 6                       # caller buffers, one private page each
 SPAN = 4096
 TRANSPARENT, INSIDE, IN_REGION = "SWIOTLB-BOUNCE-transparent", "SWIOTLB-BOUNCE-copy-inside", "VIRTIO-BOUNCE-in-region"
@@ -58,7 +59,7 @@ class SwiotlbMachine(RuleBasedStateMachine):
                 scribble=st.sampled_from([True, True, False]), pattern=st.binary(min_size=1, max_size=16))
     def boot(self, pools, min_align, addressing, scribble, pattern):
         """The system boots; a hostile primary may fill the whole region before the secondary uses it."""
-        self.sys = labels.LabeledSystem(pools, dma_policy=dma.DmaPolicy(addressing=addressing), min_align_mask=min_align)
+        self.sys = labels.LabeledSystem(pools, map_bounce=MAP_BOUNCE, dma_policy=dma.DmaPolicy(addressing=addressing), min_align_mask=min_align)
         if scribble:
             self.sys.shadow.tick()
             self.sys.device.write(self.sys.pri, (pattern * (self.sys.size // len(pattern) + 1))[:self.sys.size])

@@ -16,17 +16,19 @@ Per-direction bounce table (facts §1.11, unchanged since 5.18; the map row is a
 Map-time bounce policy for FROM_DEVICE (``map_bounce``, DESIGN.md §4):
 ``PRE_5_17`` copies nothing (nor for any direction with SKIP_CPU_SYNC): stale slot bytes reach the
 caller on a partial device write (CVE-2022-0854); ``LINUX_5_18`` copies orig -> slot for every
-direction (6.1 as maintained): the caller's old buffer reaches the device; ``ZERO_FILL`` (default)
-clears the slot: leaks neither, and a partial device write returns zeros elsewhere.
+direction (6.1 as maintained): the caller's old buffer reaches the device; ``ZERO_FILL`` (the model's
+choice for its machine and system) clears the slot: leaks neither, and a partial device write returns zeros elsewhere.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 from t1virtio import errors
 from t1virtio.logic import CONCRETE
 from t1virtio.step import Step, apply, step
+from t1virtio.swiotlb import policy as pol
 from t1virtio.swiotlb import pool as swpool
 from t1virtio.swiotlb import slots
 
@@ -34,10 +36,26 @@ from t1virtio.swiotlb import slots
 DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE, DMA_NONE = 0, 1, 2, 3
 DMA_ATTR_SKIP_CPU_SYNC = 1 << 5
 
-# map-time bounce policies
-PRE_5_17, LINUX_5_18, ZERO_FILL = 0, 1, 2
+
+
+class MapBounce(IntEnum):
+    """Map-time bounce policies (the module docstring); every map is given one explicitly."""
+    PRE_5_17 = 0
+    LINUX_5_18 = 1
+    ZERO_FILL = 2
+
+
+PRE_5_17, LINUX_5_18, ZERO_FILL = MapBounce.PRE_5_17, MapBounce.LINUX_5_18, MapBounce.ZERO_FILL
 MAP_BOUNCE_NAMES = {PRE_5_17: "pre-5.17", LINUX_5_18: "5.18+", ZERO_FILL: "zero-fill"}
-DEFAULT_MAP_BOUNCE = ZERO_FILL
+
+
+def map_bounce_policy(value: Any) -> MapBounce:
+    """``value`` as a ``MapBounce`` (a member, its number or its name in ``MAP_BOUNCE_NAMES``); anything else,
+    ``None`` included, is refused with ``MODEL-policy-known``."""
+    for m, name in MAP_BOUNCE_NAMES.items():
+        if value is m or (not isinstance(value, bool) and isinstance(value, int) and value == m) or value == name:
+            return m
+    raise errors.fail(pol.POLICY_KNOWN, f"map bounce policy {value!r} is not one of {', '.join(MAP_BOUNCE_NAMES.values())}")
 
 # what a step copies
 NO_COPY, ORIG_TO_SLOT, SLOT_TO_ORIG, ZERO_SLOT = 0, 1, 2, 3
@@ -130,7 +148,7 @@ def window_copy(L: Any, kind: Any, w: Window, tlb_addr: Any, size: Any) -> Copy:
 # Transitions (each: guards, the pool after, and out = the copy to perform)
 
 def swiotlb_map_single(L: Any, preset: Any, s: swpool.PoolState, orig_addr: Any, mapping_size: Any,
-                       alloc_size: Any, dir: Any, attrs: Any = 0, map_bounce: Any = DEFAULT_MAP_BOUNCE,
+                       alloc_size: Any, dir: Any, attrs: Any, map_bounce: Any,
                        alloc_align_mask: Any = 0, min_align_mask: Any = 0, boundary_mask: Any = swpool.U64,
                        cpu: Any = 0, policy: Any = None) -> Step:
     """``swiotlb_tbl_map_single``: take slots, record orig, then fill them per the map policy; out = (tlb, Copy)."""
@@ -205,7 +223,7 @@ class SwiotlbPool:
 
     def __init__(self, name: str, preset: Any, start: int, nslabs: int, vview: Any, vaddr: int,
                  nareas: int = 1, policy: Any = None):
-        self.name, self.preset, self.policy, self.vview = name, preset, policy, vview
+        self.name, self.preset, self.policy, self.vview = name, preset, pol.require(policy), vview
         self.state, _ = apply(swpool.swiotlb_init_pool(CONCRETE, preset, start, nslabs, nareas, vaddr, None, policy),
                               f"pool {name}: {nslabs} slots at {start:#x}")
         self.last_out: Any = None
@@ -241,10 +259,10 @@ class Swiotlb:
     bounce policy; ``policy`` the slot allocator's (``policy.SwiotlbPolicy``, default 6.1.y).
     """
 
-    def __init__(self, preset: Any, orig_view: Any, map_bounce: int | None = None, min_align_mask: int = 0,
-                 boundary_mask: int = swpool.U64, policy: Any = None):
-        self.preset, self.orig_view, self.policy = preset, orig_view, policy
-        self.map_bounce = DEFAULT_MAP_BOUNCE if map_bounce is None else map_bounce
+    def __init__(self, preset: Any, orig_view: Any, map_bounce: Any, min_align_mask: int = 0,
+                 boundary_mask: int = swpool.U64, policy: Any = pol.LINUX_6_1):
+        self.preset, self.orig_view, self.policy = preset, orig_view, pol.require(policy)
+        self.map_bounce = map_bounce_policy(map_bounce)
         self.min_align_mask, self.boundary_mask = min_align_mask, boundary_mask
         self.pools: list[SwiotlbPool] = []
         self.mappings: dict[int, Mapping] = {}

@@ -248,7 +248,7 @@ class LabeledSystem:
     ``pools`` lists each pool's slots (whole pages; their sum at most the region's slots).
     """
 
-    def __init__(self, pools: tuple = (16,), map_bounce: int | None = None, dma_policy: Any = None,
+    def __init__(self, pools: tuple = (16,), *, map_bounce: Any, dma_policy: Any = None,
                  min_align_mask: int = 0, preset: Any = None):
         from t1virtio.preset import SMALL
         from t1virtio.swiotlb import bounce, dma

@@ -34,48 +34,110 @@ the bounce layer keeps its own policy fields in ``bounce.py``. Sources: facts/up
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-SEARCHES = ("v6.1", "v6.3-6.8", "v6.9+", "seed-v5.7")
+from t1virtio import errors
+
+POLICY_KNOWN = "MODEL-policy-known"
+
+
+class Search(StrEnum):
+    """``search``: which kernel's ``swiotlb_do_find_slots``."""
+    V6_1 = "v6.1"
+    V6_3_TO_6_8 = "v6.3-6.8"
+    V6_9 = "v6.9+"
+    SEED_V5_7 = "seed-v5.7"
+
+
+class FreeSize(StrEnum):
+    """``free_size``: where release takes the run length from."""
+    RECORDED = "recorded"
+    CALLER = "caller"
+
+
+class ListInit(StrEnum):
+    """``list_init``: how ``list[]`` starts."""
+    SEGMENT = "segment"
+    CLAMPED = "clamped"
+
+
+class AllocPage(StrEnum):
+    """``alloc_page``: what ``swiotlb_alloc`` returns."""
+    PFN = "pfn"
+    SLOT = "slot"
+
+
+class AllocAlign(StrEnum):
+    """``alloc_align``: the alignment ``swiotlb_alloc`` asks of the search."""
+    NONE = "none"
+    ORDER = "order"
+
+
+SEARCHES = tuple(Search)
+
+
+def _field(enum: type[StrEnum], field: str, value: object) -> StrEnum:
+    """``value`` as a member of ``enum``; any other value is refused with ``MODEL-policy-known``."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise errors.fail(POLICY_KNOWN, f"{field} {value!r} is not one of {', '.join(m.value for m in enum)}") \
+            from None
 
 
 @dataclass(frozen=True, slots=True)
 class SwiotlbPolicy:
-    """One allocator variant; see the module docstring for each field's values and sources."""
+    """One allocator variant; see the module docstring for each field's values and sources. Every field is
+    one of its enum's values (a plain string is accepted only if it names one)."""
 
     name: str
-    search: str
-    free_size: str
-    list_init: str
-    alloc_page: str
-    alloc_align: str
+    search: Search
+    free_size: FreeSize
+    list_init: ListInit
+    alloc_page: AllocPage
+    alloc_align: AllocAlign
+
+    def __post_init__(self) -> None:
+        for field, enum in (("search", Search), ("free_size", FreeSize), ("list_init", ListInit),
+                            ("alloc_page", AllocPage), ("alloc_align", AllocAlign)):
+            object.__setattr__(self, field, _field(enum, field, getattr(self, field)))
 
     @property
     def has_areas(self) -> bool:
         """Whether the version splits a pool into areas (v5.7 and the seed had one lock, one index)."""
-        return self.search != "seed-v5.7"
+        return self.search is not Search.SEED_V5_7
 
     @property
     def uses_min_align(self) -> bool:
         """Whether the device's ``min_align_mask`` exists in this version (5.12+)."""
-        return self.search != "seed-v5.7"
+        return self.search is not Search.SEED_V5_7
 
 
-V6_1 = SwiotlbPolicy("v6.1", search="v6.1", free_size="recorded", list_init="segment",
-                     alloc_page="pfn", alloc_align="none")
-V6_3_TO_6_8 = SwiotlbPolicy("v6.3-6.8", search="v6.3-6.8", free_size="recorded", list_init="clamped",
-                            alloc_page="pfn", alloc_align="none")
-V6_9 = SwiotlbPolicy("v6.9+", search="v6.9+", free_size="recorded", list_init="clamped",
-                     alloc_page="slot", alloc_align="order")
-SEED_V5_7 = SwiotlbPolicy("seed-v5.7", search="seed-v5.7", free_size="caller", list_init="segment",
-                          alloc_page="slot", alloc_align="none")
+V6_1 = SwiotlbPolicy("v6.1", search=Search.V6_1, free_size=FreeSize.RECORDED, list_init=ListInit.SEGMENT,
+                     alloc_page=AllocPage.PFN, alloc_align=AllocAlign.NONE)
+V6_3_TO_6_8 = SwiotlbPolicy("v6.3-6.8", search=Search.V6_3_TO_6_8, free_size=FreeSize.RECORDED,
+                            list_init=ListInit.CLAMPED, alloc_page=AllocPage.PFN, alloc_align=AllocAlign.NONE)
+V6_9 = SwiotlbPolicy("v6.9+", search=Search.V6_9, free_size=FreeSize.RECORDED, list_init=ListInit.CLAMPED,
+                     alloc_page=AllocPage.SLOT, alloc_align=AllocAlign.ORDER)
+SEED_V5_7 = SwiotlbPolicy("seed-v5.7", search=Search.SEED_V5_7, free_size=FreeSize.CALLER,
+                          list_init=ListInit.SEGMENT, alloc_page=AllocPage.SLOT, alloc_align=AllocAlign.NONE)
 
 POLICIES = {p.name: p for p in (V6_1, V6_3_TO_6_8, V6_9, SEED_V5_7)}
 
-# The default: Linux 6.1 as maintained in 6.1.y (DESIGN.md §2). Functions read this module attribute
-# at call time, so a mutant or a campaign can swap the allocator version in one place.
-DEFAULT = V6_1
+# Linux 6.1 as maintained in 6.1.y (DESIGN.md §2): what a concrete pool uses when its constructor is not told
+# otherwise. It is a constant, never a switch: every transition takes its policy as an argument.
+LINUX_6_1 = V6_1
 
 
-def current(policy: SwiotlbPolicy | None) -> SwiotlbPolicy:
-    """Return ``policy``, or the module's ``DEFAULT`` read now."""
-    return DEFAULT if policy is None else policy
+def by_name(name: str) -> SwiotlbPolicy:
+    """The policy called ``name``; an unknown name is refused with ``MODEL-policy-known``."""
+    if name not in POLICIES:
+        raise errors.fail(POLICY_KNOWN, f"swiotlb policy {name!r} is not one of {', '.join(POLICIES)}")
+    return POLICIES[name]
+
+
+def require(policy: object) -> SwiotlbPolicy:
+    """``policy`` itself, which every transition must be given: a missing or foreign one is refused."""
+    if not isinstance(policy, SwiotlbPolicy):
+        raise errors.fail(POLICY_KNOWN, f"a swiotlb transition needs a SwiotlbPolicy, got {policy!r}")
+    return policy

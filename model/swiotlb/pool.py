@@ -186,11 +186,11 @@ def swiotlb_init_pool(L: Any, preset: Preset, start: Any, nslabs: Any, nareas: A
     (6.1, seed) a whole number of segments, else ``list`` would reach past the pool end.
     """
     from t1virtio.swiotlb import policy as pol
-    p = pol.current(policy)
+    p = pol.require(policy)
     register_geometry(preset)
     seg, T, M = preset.io_tlb_segsize, preset.pool_nslabs, preset.io_tlb_max_areas
     area_nslabs = L.If(nareas == 0, 0, L.div(nslabs, L.If(nareas == 0, 1, nareas)))
-    clamped = p.list_init == "clamped"
+    clamped = p.list_init is pol.ListInit.CLAMPED
     areas_ok = L.Or(nareas == 1, L.And(p.has_areas, is_power_of_two(L, nareas), L.ULE(nareas, M),
                                        u64(L, area_nslabs * nareas) == nslabs,
                                        L.mod(area_nslabs, seg) == 0))

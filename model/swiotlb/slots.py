@@ -14,7 +14,7 @@ search: each step is visited once, no loop over peer data is open-ended.
 ``swiotlb_alloc_slots`` is the slot half of ``swiotlb_alloc`` (coherent memory: ``orig_addr = 0``).
 ``swiotlb_release_slots`` returns an allocation and relinks the free runs of its segment.
 Every function takes the ``Preset`` (segment size, table lengths) and an optional ``SwiotlbPolicy``
-(default: ``policy.DEFAULT``, read at call time).
+(each transition takes it as an argument; ``policy.require`` refuses a missing one).
 """
 from __future__ import annotations
 
@@ -78,14 +78,14 @@ def compute_request(L: Any, preset: Preset, p: pol.SwiotlbPolicy, s: PoolState, 
     low = IO_TLB_SIZE - 1
     if not p.uses_min_align:                      # seed-v5.7: no min_align_mask, no alloc_align_mask
         min_align_mask = alloc_align_mask = const(L, 0)
-    if p.search in ("v6.1", "seed-v5.7"):
+    if p.search in (pol.Search.V6_1, pol.Search.SEED_V5_7):
         a = alloc_align_mask | low
         iot = min_align_mask & L.BitNot(a, 64)
         stride = shr(L, iot, IO_TLB_SHIFT) + 1
         stride = L.If(big, umax(L, stride, stride * page_factor), stride)
         stride = umax(L, stride, shr(L, a, IO_TLB_SHIFT) + 1)
         align_test = const(L, 0)
-    elif p.search == "v6.3-6.8":
+    elif p.search is pol.Search.V6_3_TO_6_8:
         iot = min_align_mask | alloc_align_mask
         iot = L.If(big, iot | page_mask, iot) & L.BitNot(low, 64)
         stride = shr(L, iot, IO_TLB_SHIFT) + 1
@@ -130,7 +130,7 @@ def walk_step(L: Any, s: PoolState, q: Request, base: Any, index: Any) -> tuple:
 def search_start(L: Any, p: pol.SwiotlbPolicy, s: PoolState, a: int, q: Request) -> Any:
     """Where the walk of area ``a`` starts: ``ALIGN(area->index, stride)`` wrapped (6.1, 5.7) or the hint."""
     hint = s.area_index[a]
-    if p.search in ("v6.1", "seed-v5.7"):
+    if p.search in (pol.Search.V6_1, pol.Search.SEED_V5_7):
         return wrap_area_index(L, s, u64(L, (hint + q.stride - 1) & L.BitNot(q.stride - 1, 64)))
     return hint
 
@@ -139,7 +139,7 @@ def search_area(L: Any, preset: Preset, p: pol.SwiotlbPolicy, s: PoolState, a: i
     """Walk area ``a`` as the kernel does, at most ``search_steps`` steps (the search bound), stopping
     at the first fit (``L.loop``: concretely an early-exit loop, for z3 the unrolled chain)."""
     base = s.area_nslabs * a
-    unbounded = p.search in ("v6.1", "seed-v5.7")
+    unbounded = p.search in (pol.Search.V6_1, pol.Search.SEED_V5_7)
     start = search_start(L, p, s, a, q)
     shift = nr_slots(L, q.tbl_dma_addr)
 
@@ -178,7 +178,7 @@ def swiotlb_find_slots(L: Any, preset: Preset, s: PoolState, orig_addr: Any, all
     Areas are tried from ``cpu & (nareas - 1)`` round robin (``swiotlb_find_slots``); in each, the
     version's walk (``search_area``). Found: the run is taken (``occupy_run``).
     """
-    p = pol.current(policy)
+    p = pol.require(policy)
     M = preset.io_tlb_max_areas
     q = compute_request(L, preset, p, s, orig_addr, alloc_size, alloc_align_mask, min_align_mask, boundary_mask)
     searched: dict = {}
@@ -260,7 +260,7 @@ def swiotlb_tbl_map_slots(L: Any, preset: Preset, s: PoolState, orig_addr: Any, 
     ``mapping_size > alloc_size`` is refused; the search gets ``alloc_size + offset``; slot ``i`` of the
     mapping records ``orig_addr + i * IO_TLB_SIZE`` (the original address itself, not rounded down).
     """
-    p = pol.current(policy)
+    p = pol.require(policy)
     offset = pool.swiotlb_align_offset(L, orig_addr, min_align_mask) if p.uses_min_align else const(L, 0)
     total = u64(L, alloc_size + offset)
     found = swiotlb_find_slots(L, preset, s, orig_addr, total, alloc_align_mask, min_align_mask,
@@ -274,7 +274,7 @@ def swiotlb_tbl_map_slots(L: Any, preset: Preset, s: PoolState, orig_addr: Any, 
 
 def compute_alloc_align(L: Any, preset: Preset, p: pol.SwiotlbPolicy, size: Any) -> Any:
     """The alignment ``swiotlb_alloc`` asks for: 0, or ``(PAGE_SIZE << get_order(size)) - 1`` (6.9+)."""
-    if p.alloc_align == "none":
+    if p.alloc_align is pol.AllocAlign.NONE:
         return const(L, 0)
     mask = const(L, preset.page_size - 1)
     order_pages = preset.page_size
@@ -291,11 +291,11 @@ def swiotlb_alloc_slots(L: Any, preset: Preset, s: PoolState, size: Any, min_ali
     The search runs with ``orig_addr = 0`` (slots keep INVALID_PHYS_ADDR: nothing to bounce). The
     address is the page holding the first slot (``pfn_to_page``, 5.15-6.8) or the slot itself.
     """
-    p = pol.current(policy)
+    p = pol.require(policy)
     found = swiotlb_find_slots(L, preset, s, const(L, 0), size, compute_alloc_align(L, preset, p, size),
                                min_align_mask, boundary_mask, cpu, p)
     addr = pool.compute_slot_addr(L, s.start, found.out)
-    if p.alloc_page == "pfn":
+    if p.alloc_page is pol.AllocPage.PFN:
         addr = addr & L.BitNot(preset.page_size - 1, 64)
     return step(found.guards, L.effect(found.guards, lambda: found.new, s), out=(found.out, addr))
 
@@ -317,11 +317,11 @@ def swiotlb_release_slots(L: Any, preset: Preset, s: PoolState, tlb_addr: Any, m
     area's ``used`` drops. Linux checks nothing; the model refuses an address outside the pool, one
     that is not the start of a live allocation, and a size that is not the allocation's.
     """
-    p = pol.current(policy)
+    p = pol.require(policy)
     M = preset.io_tlb_max_areas
     offset = pool.swiotlb_align_offset(L, tlb_addr, min_align_mask) if p.uses_min_align else const(L, 0)
     index = pool.get_slot_index(L, s, tlb_addr, offset)
-    if p.free_size == "recorded":
+    if p.free_size is pol.FreeSize.RECORDED:
         nslots = nr_slots(L, u64(L, L.at(s.alloc_size, index) + offset))
     else:
         nslots = nr_slots(L, size)
@@ -349,9 +349,9 @@ def swiotlb_release_slots(L: Any, preset: Preset, s: PoolState, tlb_addr: Any, m
 class SlotPool:
     """A concrete pool: its ``PoolState`` and the last step's ``out`` (for rule checks)."""
 
-    def __init__(self, preset: Preset, start: int, nslabs: int, nareas: int = 1, policy: Any = None,
+    def __init__(self, preset: Preset, start: int, nslabs: int, nareas: int = 1, policy: Any = pol.LINUX_6_1,
                  vaddr: int | None = None, primary_vaddr: int | None = None):
-        self.preset, self.policy = preset, policy
+        self.preset, self.policy = preset, pol.require(policy)
         self.state, _ = apply(pool.swiotlb_init_pool(CONCRETE, preset, start, nslabs, nareas, vaddr,
                                                      primary_vaddr, policy), f"pool of {nslabs} slots at {start:#x}")
         self.last_out: Any = None

@@ -33,7 +33,7 @@ from t1virtio.step import Step, apply, first_failed, step
 from t1virtio.virtio import chain
 from t1virtio.state import evolve as replace
 from t1virtio.virtio.desc import DESC_SIZE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE
-from t1virtio.virtio.notify import vring_need_event
+from t1virtio.virtio import notify as vnotify   # by module: a patched need_event reaches the ring
 
 U16 = 16
 MAX_QUEUE_SIZE = 32768
@@ -312,7 +312,7 @@ def kick_prepare(L: Any, d: DriverRing, avail_event: Any, used_flags: Any) -> St
     Reads ``avail_event`` (EVENT_IDX) or the used ring's ``flags`` from device-written memory.
     """
     old = u16(L, d.avail_idx - d.num_added)
-    kick = L.If(d.event_idx, vring_need_event(L, avail_event, d.avail_idx, old),
+    kick = L.If(d.event_idx, vnotify.vring_need_event(L, avail_event, d.avail_idx, old),
                 (used_flags & VRING_USED_F_NO_NOTIFY) == 0)
     return step([], replace(d, num_added=0), out=kick)
 
@@ -405,7 +405,7 @@ def used_len_field(L: Any, length: Any) -> Any:
 
 def need_notify(L: Any, v: DeviceRing, used_event: Any, avail_flags: Any) -> Step:
     """Decide whether to notify the driver of used buffers (§2.7.7.2; ``vringh_need_notify``)."""
-    notify = L.If(v.event_idx, vring_need_event(L, used_event, v.used_idx, v.signalled),
+    notify = L.If(v.event_idx, vnotify.vring_need_event(L, used_event, v.used_idx, v.signalled),
                   (avail_flags & VRING_AVAIL_F_NO_INTERRUPT) == 0)
     return step([], replace(v, signalled=v.used_idx), out=notify)
 

@@ -7,3 +7,9 @@ register([
     ("MODEL-index-in-range", "invariant", _SRC, "index safety",
      "every table entry a transition reads or writes lies inside its table whenever the step's guards hold"),
 ])
+
+register([
+    ("MODEL-policy-known", "caller", "t1virtio DESIGN.md §3 (presets and policies)", "policy",
+     "a version policy is given explicitly and is one of the named values; an unknown name or field value is "
+     "refused, never replaced by a default"),
+])

@@ -28,15 +28,30 @@ class Mutant:
     examples: int = 400                      # machine budget
 
 
+# Calls of each patched function during the current check, by "module.attr": a mutant whose patched
+# function is never called proves nothing (a caller holding its own reference, e.g. ``from m import f``
+# or a default argument bound at import, never sees the patch), so ``run_check`` refuses it.
+CALLS: dict[str, int] = {}
+
+
 def replace_fn(module: str, attr: str, fn: Callable[..., Any]) -> Callable[[], ContextManager[Any]]:
-    """Return a patch that replaces ``module.attr`` (``attr`` may be ``Class.method``) by ``fn(original, *args, **kw)``."""
+    """Return a patch that replaces ``module.attr`` (``attr`` may be ``Class.method``) by ``fn(original, *args, **kw)``.
+
+    The replacement counts its calls in ``CALLS`` under ``patch.targets``."""
+    key = f"{module}.{attr}"
+
     def patch() -> ContextManager[Any]:
         owner: Any = importlib.import_module(module)
         *path, name = attr.split(".")
         for p in path:
             owner = getattr(owner, p)
         orig = getattr(owner, name)
-        return mock.patch.object(owner, name, lambda *a, **k: fn(orig, *a, **k))
+
+        def counted(*a: Any, **k: Any) -> Any:
+            CALLS[key] = CALLS.get(key, 0) + 1
+            return fn(orig, *a, **k)
+        return mock.patch.object(owner, name, counted)
+    patch.targets = (key,)  # type: ignore[attr-defined]
     return patch
 
 
@@ -55,6 +70,7 @@ def patches(*ps: Callable[[], ContextManager[Any]]) -> Callable[[], ContextManag
         for p in ps:
             stack.enter_context(p())
         return stack
+    patch.targets = tuple(t for p in ps for t in getattr(p, "targets", ()))  # type: ignore[attr-defined]
     return patch
 
 
@@ -67,8 +83,27 @@ def load_all() -> list[Mutant]:
     return out
 
 
+class MutantNeverRan(AssertionError):
+    """A mutant's patched function was never called by its check: the check proves nothing about it."""
+
+
 def run_check(m: Mutant) -> str | None:
-    """Apply ``m`` and run its check; return the clause the check reported (None if it saw nothing)."""
+    """Apply ``m`` and run its check; return the clause the check reported (None if it saw nothing).
+
+    Raises ``MutantNeverRan`` when a function the mutant patched was not called during the check."""
+    targets = getattr(m.patch, "targets", ())
+    for t in targets:
+        CALLS[t] = 0
+    try:
+        return _run_check(m)
+    finally:
+        idle = [t for t in targets if not CALLS.get(t)]
+        if idle:
+            raise MutantNeverRan(f"mutant {m.name}: patched {', '.join(idle)} was never called by {m.check}; "
+                                 "its callers hold their own reference (import by name, default argument)")
+
+
+def _run_check(m: Mutant) -> str | None:
     kind, _, target = m.check.partition(":")
     with m.patch():
         if kind == "proof":

@@ -1,11 +1,24 @@
 """Mutants of properties every transition has (``MODEL-*`` clauses)."""
-from . import Mutant, drop_guard, patches
+from . import Mutant, drop_guard, patches, replace_fn
 
 S = "t1virtio.swiotlb.slots"
+POL = "t1virtio.swiotlb.policy"
+
+
+def _typo_reads_as_newest(orig, enum, field, value):
+    """The pre-issue-10 behaviour: an unknown search name silently selects the 6.9 search."""
+    try:
+        return orig(enum, field, value)
+    except Exception:  # noqa: BLE001 - the mutant swallows the refusal
+        return list(enum)[-2] if field == "search" else list(enum)[0]
+
 
 MUTANTS = [
     Mutant("model-release-index-unchecked", "MODEL-index-in-range", "proof:swiotlb:release⊢index-safe",
            "MODEL-index-in-range", patches(drop_guard(S, "swiotlb_release_slots", "SWIOTLB-release-no-pool"),
                                            drop_guard(S, "swiotlb_release_slots", "SWIOTLB-release-not-mapped")),
            "synthetic: release trusts the address (Linux checks nothing): its slot index may leave the pool"),
+    Mutant("model-policy-typo-defaults", "MODEL-policy-known", "scenario:test_swiotlb_slots:scenario_policy_typo_refused",
+           "MODEL-policy-known", replace_fn(POL, "_field", _typo_reads_as_newest),
+           "issue 10: a typo in a swiotlb search policy silently selected the 6.9 search"),
 ]

@@ -13,9 +13,11 @@ SCEN = "scenario:test_swiotlb_slots:"
 
 
 def _policy(name):
+    """A patch making the proofs' allocator policy ``name`` (the proof subject's ``POLICY``)."""
     def patch():
+        from t1virtio.proofs import swiotlb as proof
         from t1virtio.swiotlb import policy
-        return mock.patch.object(policy, "DEFAULT", policy.POLICIES[name])
+        return mock.patch.object(proof, "POLICY", policy.by_name(name))
     return patch
 
 

@@ -23,10 +23,10 @@ def b_const(name):
 
 
 def set_default(value_name):
-    """A patch making the bounce layer's default map-time policy ``value_name`` (what a kernel build would ship)."""
+    """A patch making the machine's map-time policy ``value_name`` (what a kernel build would ship)."""
     def patch():
-        mod = importlib.import_module(B)
-        return mock.patch.object(mod, "DEFAULT_MAP_BOUNCE", getattr(mod, value_name))
+        mach = importlib.import_module("t1virtio.machines.swiotlb")
+        return mock.patch.object(mach, "MAP_BOUNCE", getattr(importlib.import_module(B), value_name))
     return patch
 
 
