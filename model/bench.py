@@ -30,10 +30,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from t1virtio.preset import VIRTQUEUE_MAX_SIZE
+
 PEERS = Path(os.environ.get("T1VIRTIO_LINUX_PEERS", Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "linux"))
 COMPONENTS = ("swiotlb", "split", "packed")
 SWIOTLB_SIZES = (1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18)
-RING_SIZES = (16, 64, 256, 1024, 4096, 32768)
+RING_SIZES = (16, 64, 256, 1024, 4096, VIRTQUEUE_MAX_SIZE)
 OCCUPANCIES = (0, 50, 90)
 LIVE, MAP_SIZE, NBUF, SEG = 64, 4096, 64, 64         # as the peer's swpeer_bench / vpeer_ring_bench
 TARGET = {"swiotlb": 10_000, "split": 5_000, "packed": 5_000}   # issue 8: ops/s at every size
@@ -108,8 +110,8 @@ def parse(component: str | None = None, sizes: str | None = None, occupancy: str
             if "swiotlb" in comps and not 256 <= v <= 1 << 20:
                 raise ValueError(f"--sizes: a swiotlb pool of {v} slots is outside 256..2^20 (64 live 2-slot mappings "
                                  "need room; choose --component for ring sizes)")
-            if comps != ("swiotlb",) and v > 32768:
-                raise ValueError(f"--sizes: queue size {v} > 32768 (virtio 1.3 §2.7)")
+            if comps != ("swiotlb",) and v > VIRTQUEUE_MAX_SIZE:
+                raise ValueError(f"--sizes: queue size {v} > {VIRTQUEUE_MAX_SIZE} (virtio 1.3 §2.7)")
         sw = ring = vals
     return Config(components=comps, swiotlb_sizes=sw, ring_sizes=ring, occupancies=occ, model=model, budget=b)
 

@@ -57,3 +57,68 @@ def test_fuzz_reports_the_preset_and_a_failure_file_names_it(tmp_path):
             "program": "state = SwiotlbSlotsMachine()\nstate.boot(areas=1, policy='v6.1', min_align=0, "
                                     "full=0)\nstate.teardown()"}
     assert runner.replay_program(fail) is None and active_preset() is SMALL
+
+
+# ---------------------------------------------------------------- presets are the one source of sizes
+
+import ast  # noqa: E402
+import dataclasses  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from t1virtio import preset as preset_module  # noqa: E402
+
+MODEL = Path(__file__).resolve().parents[1] / "model"
+
+
+def _model_sources():
+    return [(p, ast.parse(p.read_text())) for p in sorted(MODEL.rglob("*.py")) if p.name != "preset.py"]
+
+
+def hard_coded_sizes(sources) -> list[str]:
+    """Places outside preset.py that spell an ABI size literally: 32768 or ``1 << 15`` (the queue maximum), or
+    assign ``IO_TLB_SHIFT``."""
+    out = []
+    for p, tree in sources:
+        flags = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                 and any(isinstance(t, ast.Name) and "_F_" in t.id for t in n.targets)}   # flag bits, not sizes
+        for node in ast.walk(tree):
+            if id(node) in flags:
+                continue
+            if isinstance(node, ast.Constant) and node.value == preset_module.VIRTQUEUE_MAX_SIZE \
+                    and not isinstance(node.value, bool):
+                out.append(f"{p.name}:{node.lineno}: 32768")
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.LShift) and \
+                    isinstance(node.left, ast.Constant) and node.left.value == 1 and \
+                    isinstance(node.right, ast.Constant) and node.right.value == 15:
+                out.append(f"{p.name}:{node.lineno}: 1 << 15")
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "IO_TLB_SHIFT"
+                                                    for t in node.targets):
+                out.append(f"{p.name}:{node.lineno}: IO_TLB_SHIFT assigned")
+    return out
+
+
+def test_no_module_hard_codes_a_preset_size():
+    assert not hard_coded_sizes(_model_sources())
+
+
+def test_hard_coded_size_is_found():
+    """The scan can fail: a module that spells the queue maximum is reported."""
+    tree = ast.parse("MAX = 32768\nSHIFTED = 1 << 15\nIO_TLB_SHIFT = 11\nVIRTQ_DESC_F_USED = 1 << 15\n")
+    assert len(hard_coded_sizes([(Path("bad.py"), tree)])) == 3
+
+
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(preset_module.Preset) if f.name != "name"])
+def test_every_preset_field_is_read(field):
+    """A size in the preset that no module reads is a knob that does nothing."""
+    reads = [p.name for p, tree in _model_sources() for n in ast.walk(tree)
+             if isinstance(n, ast.Attribute) and n.attr == field]
+    assert reads, f"Preset.{field} is never read by model/"
+
+
+def test_preset_refuses_impossible_sizes():
+    with pytest.raises(ValueError, match="1..32768"):
+        dataclasses.replace(SMALL, max_queue_size=65536)
+    with pytest.raises(ValueError, match="whole segments"):
+        dataclasses.replace(SMALL, pool_nslabs=12)

@@ -19,12 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from t1virtio.preset import LINUX, SMALL, Preset
+from t1virtio.preset import IO_TLB_SHIFT, LINUX, SMALL, Preset
 from t1virtio.state import bits
 from t1virtio.step import Step, step
 
-IO_TLB_SHIFT = 11                       # include/linux/swiotlb.h (both presets agree)
-IO_TLB_SIZE = 1 << IO_TLB_SHIFT         # 2 KiB slots
+IO_TLB_SIZE = 1 << IO_TLB_SHIFT         # 2 KiB slots (IO_TLB_SHIFT: include/linux/swiotlb.h, in preset.py)
 INVALID_PHYS_ADDR = (1 << 64) - 1       # "slot has no original buffer" (~0)
 NO_ALLOC = (1 << 64) - 1                # ghost head of a free slot
 U64 = (1 << 64) - 1

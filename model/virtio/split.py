@@ -27,7 +27,7 @@ from typing import Any, Callable
 from t1virtio import errors
 from t1virtio.hyp.memview import MemoryView, read_le, write_le
 from t1virtio.logic import CONCRETE
-from t1virtio.preset import SMALL
+from t1virtio.preset import SMALL, VIRTQUEUE_MAX_SIZE
 from t1virtio.state import bits
 from t1virtio.step import Step, apply, first_failed, step
 from t1virtio.virtio import chain
@@ -36,7 +36,7 @@ from t1virtio.virtio.desc import DESC_SIZE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_
 from t1virtio.virtio import notify as vnotify   # by module: a patched need_event reaches the ring
 
 U16 = 16
-MAX_QUEUE_SIZE = 32768
+MAX_QUEUE_SIZE = VIRTQUEUE_MAX_SIZE      # §2.7: at most 2^15 entries
 VRING_AVAIL_F_NO_INTERRUPT = 1
 VRING_USED_F_NO_NOTIFY = 1
 USED_ELEM_SIZE = 8
