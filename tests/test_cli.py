@@ -85,3 +85,28 @@ def test_clauses_lists_a_clause():
     out = run("clauses", "HYP-MSGQ-full", "--json")
     rows = json.loads(out.stdout)
     assert out.returncode == 0 and [r["id"] for r in rows] == ["HYP-MSGQ-full"] and rows[0]["kind"] == "exhausted"
+
+
+# ---------------------------------------------------------------- verify shows every part, hides no error
+
+def test_verify_scenario_row_not_built(tmp_path, monkeypatch):
+    from t1virtio import cli
+    name, result, detail = cli._scenario("t1virtio.no_such_system_module")
+    assert (name, result) == ("end-to-end scenario", cli.NOT_BUILT) and "does not exist yet" in detail
+
+
+def test_verify_scenario_import_error_is_an_error(tmp_path, monkeypatch):
+    """A scenario module that exists but fails to import is an error row, never a silent skip."""
+    from t1virtio import cli
+    (tmp_path / "broken_system_t1.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name, result, detail = cli._scenario("broken_system_t1")
+    assert result == "ERROR" and "no_such_dependency_xyz" in detail and result in cli.FAILING
+
+
+def test_verify_scenario_failure_is_failed(tmp_path, monkeypatch):
+    from t1virtio import cli
+    (tmp_path / "failing_system_t1.py").write_text(
+        "class R:\n    ok = False\n    detail = 'lost a used buffer'\n\ndef scenario():\n    return R()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli._scenario("failing_system_t1") == ("end-to-end scenario", "FAILED", "lost a used buffer")
