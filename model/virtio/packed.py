@@ -40,13 +40,14 @@ from typing import Any, Callable, NamedTuple, Sequence
 from t1virtio import errors
 from t1virtio.hyp.memview import MemoryView, read_le, write_le
 from t1virtio.logic import CONCRETE
+from t1virtio.preset import VIRTQUEUE_MAX_SIZE
 from t1virtio.step import Step, apply, first_failed, step
 from t1virtio.virtio import notify as vnotify
 from t1virtio.state import evolve as replace   # dataclasses.replace, without its per-call introspection
 from t1virtio.virtio.desc import (DESC_SIZE, VIRTQ_DESC_F_AVAIL, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT,
                                   VIRTQ_DESC_F_USED, VIRTQ_DESC_F_WRITE)
 
-MAX_QUEUE_SIZE = 1 << 15           # §2.8: packed virtqueues support up to 2^15 entries
+MAX_QUEUE_SIZE = VIRTQUEUE_MAX_SIZE  # §2.8: packed virtqueues support up to 2^15 entries
 RING_EVENT_FLAGS_ENABLE = 0        # §2.8.10
 RING_EVENT_FLAGS_DISABLE = 1
 RING_EVENT_FLAGS_DESC = 2          # only with VIRTIO_F_RING_EVENT_IDX
