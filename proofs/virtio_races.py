@@ -13,41 +13,41 @@ from __future__ import annotations
 
 from t1virtio import state as st
 from t1virtio.logic import CONCRETE, z3_logic
-from t1virtio.preset import SMALL
 from t1virtio.proofs.engine import Custom, Subject
 from t1virtio.virtio import notify, races
 
 U16_MOD = 1 << races.U16
-DECISION_STEPS = 8   # schedules for the exactness proof: two full driver rounds and the device's moves
+DECISION_STEPS = 7   # schedules for the exactness proofs: two full producer rounds and one consumer move
 
 
 def _template(mode: str = races.EVENT_IDX) -> races.RaceState:
-    return races.initial()
+    return races.initial(mode)
 
 
 def _unroll(mode: str, bad_at, steps: int = races.MAX_STEPS):
     """Return (negated obligation, decoder) for "no step of any schedule of ``steps`` steps is bad"."""
     import z3
     L = z3_logic()
-    s = st.symbolize(_template(mode), f"{mode}.s0")
+    packed = races.RACES[mode].ring == "packed"
+    s = races.pin(mode, st.symbolize(_template(mode), f"{mode}.s0"))
     s0 = s
-    pre = [races.is_initial(L, s0)]
+    pre = [races.is_initial(L, mode, s0)]
     actors, batches, bads = [], [], []
     for t in range(steps):
-        driver = z3.Bool(f"driver@{t}")
-        batch = z3.BitVec(f"batch@{t}", races.U16)
-        pre += [z3.ULE(1, batch), z3.ULE(batch, races.max_batch(SMALL))]
-        dsp = races.driver_step(L, s, mode, batch)
-        vsp = races.device_step(L, s, mode)
-        nxt = L.If(driver, dsp.new, vsp.new)
-        bads.append(bad_at(L, s, driver, dsp, nxt))
-        actors.append(driver)
+        prod = z3.Bool(f"producer@{t}")
+        batch = z3.Int(f"batch@{t}") if packed else z3.BitVec(f"batch@{t}", races.U16)
+        pre += [L.ULE(1, batch), L.ULE(batch, races.max_batch())]
+        pnew, kick = races.producer_step(L, s, mode, batch)
+        cnew = races.consumer_step(L, s, mode)
+        nxt = L.If(prod, pnew, cnew)
+        bads.append(bad_at(L, s, prod, kick, nxt))
+        actors.append(prod)
         batches.append(batch)
         s = nxt
 
     def decode(m):
         first = next(t for t, b in enumerate(bads) if z3.is_true(m.eval(b, model_completion=True)))
-        steps = [{"actor": "driver" if z3.is_true(m.eval(actors[t], model_completion=True)) else "device",
+        steps = [{"actor": "producer" if z3.is_true(m.eval(actors[t], model_completion=True)) else "consumer",
                   "batch": m.eval(batches[t], model_completion=True).as_long()} for t in range(first + 1)]
         start = st.decode(m, s0)
         story = races.run_schedule(mode, start, [(x["actor"], x["batch"]) for x in steps]).story
@@ -64,21 +64,23 @@ def _replay_schedule(cex: dict) -> str | None:
 
 def _no_lost(mode: str):
     def negated():
-        return _unroll(mode, lambda L, s, driver, dsp, nxt: races.is_lost_notification(L, nxt))
+        return _unroll(mode, lambda L, s, prod, kick, nxt: races.is_lost_notification(L, nxt, mode))
     return Custom(f"{mode}⊢no-lost-notification", "VIRTIO/model/notify#no-lost-notification",
                   negated, _replay_schedule)
 
 
-def _exactly_at_event():
-    """Every kick decision in every schedule of ``DECISION_STEPS`` steps is exactly "avail_event lies
-    in the published window" (a decision depends only on its snapshot; the start index and the
-    stale event are symbolic, so every window and event value is already reached)."""
-    def bad(L, s, driver, dsp, nxt):
-        deciding = s.driver_pc == races.driver_program().index(races.DECIDE)
-        due = races.is_in_window(L, s.seen_event, s.shadow, s.old_idx)
-        return L.And(driver, deciding, dsp.out != due)
-    return Custom(f"{races.EVENT_IDX}⊢notify-exactly-at-event", "VIRTIO/model/notify#exactly-once",
-                  lambda: _unroll(races.EVENT_IDX, bad, DECISION_STEPS), _replay_schedule)
+def _exactly_at_event(mode: str):
+    """Every notification decision in every schedule of ``DECISION_STEPS`` steps is exactly what the spec
+    asks of the snapshot (``races.due``: the named index lies in the window published since the last
+    decision); the start index and the stale suppression state are symbolic, so every window is reached."""
+    r = races.RACES[mode]
+
+    def bad(L, s, prod, kick, nxt):
+        deciding = s.prod_pc == races.producer_program().index(races.DECIDE)
+        must, _may = races.due(L, s, mode)
+        return L.And(prod, deciding, kick != must)
+    return Custom(f"{mode}⊢notify-exactly-at-event", r.spurious or "VIRTIO/model/notify#exactly-once",
+                  lambda: _unroll(mode, bad, DECISION_STEPS), _replay_schedule)
 
 
 # vring_need_event over all u16 values
@@ -131,12 +133,15 @@ def _fits(L, a, b):
     return a + b < U16_MOD
 
 
+_EVENT_MODES = (races.EVENT_IDX, races.USED_EVENT_IDX, races.PACKED_DESC, races.PACKED_USED_DESC)
+
 SUBJECTS = [
     Subject(component="virtio_races", template=_template, ops=(),
-            preset=f"bounded: {races.MAX_STEPS} steps, any start index",
-            customs=(_no_lost(races.EVENT_IDX), _no_lost(races.FLAGS))),
+            preset=f"bounded: {races.MAX_STEPS} steps, any start index, N={races.N}",
+            customs=tuple(_no_lost(m) for m in races.MODES)),
     Subject(component="virtio_races", template=_template, ops=(),
-            preset=f"bounded: {DECISION_STEPS} steps, any start index", customs=(_exactly_at_event(),)),
+            preset=f"bounded: {DECISION_STEPS} steps, any start index, N={races.N}",
+            customs=tuple(_exactly_at_event(m) for m in _EVENT_MODES)),
     Subject(component="virtio_races", template=_template, ops=(), preset="all u16 values",
             customs=(_lemma("window", "VIRTIO/model/notify#need-event-window", ("e", "new", "old"), _window),
                      _lemma("wrap-invariant", "VIRTIO/model/notify#need-event-window", ("e", "new", "old", "k"), _wrap),

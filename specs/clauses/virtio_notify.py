@@ -1,8 +1,8 @@
 """Clauses of notification suppression and its races (virtio 1.3 §2.7.10, §2.7.13.4, §2.7.14, App. A).
 
-The race model (model/virtio/races.py) checks the available-buffer direction: the driver
-publishes ``avail->idx`` and decides whether to kick from ``used->flags`` or ``avail_event``; the
-device drains the ring, re-enables notifications, re-checks and sleeps. MUST numbers are those of
+The race model (model/virtio/races.py) checks both directions over the real split and packed
+transitions: a producer publishes buffers and decides whether to notify from the consumer's
+suppression state; the consumer drains the ring, re-enables notifications, re-checks and sleeps. MUST numbers are those of
 facts/formal.md §4.4.
 """
 from . import register
@@ -19,6 +19,9 @@ register([
     ("VIRTIO/driver/Virtqueues/Supplying Buffers to The Device/Notifying The Device#barrier", "peer", _SPEC,
      "virtio-1.3:2.7.13.4.1 MUST 1",
      "the driver publishes avail idx and then (after a memory barrier) reads flags / avail_event, never before"),
+    ("VIRTIO/model/notify#publish-before-read", "rule", _MODEL, "virtio-1.3:2.7.7.2, 2.8.21 (the device's mirror of 2.7.13.4.1)",
+     "a device publishes used idx / marks descriptors used and then (after a memory barrier) reads the driver's "
+     "suppression state, never before"),
     ("VIRTIO/model/notify#recheck", "rule", _MODEL, "virtio-1.3:2.7.14 (note), 2.7.10",
      "a side that re-enables notifications re-checks the index before sleeping; it never sleeps with work published"),
     ("VIRTIO/model/notify#no-lost-notification", "invariant", _MODEL, "virtio-1.3:2.7.10, 2.7.13.4",
