@@ -70,7 +70,8 @@ PUBLISH, READ_EVENT, DECIDE = "publish", "read_event", "decide"
 CONSUME, ENABLE, RECHECK, SLEEP = 0, 1, 2, 3      # consumer program counter
 CONSUMER_PHASES = ("consume", "enable", "recheck", "sleep")
 
-_AVAIL = "VIRTIO/driver/Virtqueues/Available Buffer Notification Suppression"
+EVENT_IDX_NOTIFY = "VIRTIO/driver/Virtqueues/Available Buffer Notification Suppression#event-idx-notify"
+FLAGS_NOTIFY = "VIRTIO/driver/Virtqueues/Available Buffer Notification Suppression#flags-notify"
 BARRIER = "VIRTIO/driver/Virtqueues/Supplying Buffers to The Device/Notifying The Device#barrier"
 PUBLISH_BEFORE_READ = "VIRTIO/model/notify#publish-before-read"
 RECHECK_CLAUSE = "VIRTIO/model/notify#recheck"
@@ -94,8 +95,8 @@ class Race(NamedTuple):
 
 
 RACES = {r.mode: r for r in (
-    Race(EVENT_IDX, "split", "avail", True, f"{_AVAIL}#event-idx-notify", EXACTLY_ONCE, BARRIER),
-    Race(FLAGS, "split", "avail", False, f"{_AVAIL}#flags-notify", None, BARRIER),
+    Race(EVENT_IDX, "split", "avail", True, EVENT_IDX_NOTIFY, EXACTLY_ONCE, BARRIER),
+    Race(FLAGS, "split", "avail", False, FLAGS_NOTIFY, None, BARRIER),
     Race(USED_EVENT_IDX, "split", "used", True, SPLIT_USED_NOTIFY, EXACTLY_ONCE, PUBLISH_BEFORE_READ),
     Race(USED_FLAGS, "split", "used", False, SPLIT_USED_NOTIFY, None, PUBLISH_BEFORE_READ),
     Race(PACKED_DESC, "packed", "avail", True, PACKED_KICK_RULE, PACKED_KICK_RULE, BARRIER),
@@ -504,7 +505,7 @@ def due(L: Any, s: RaceState, mode: str) -> tuple[Any, Any]:
 
 # ------------------------------------------------------------------ the concrete race: run a schedule, judge each step
 
-SEVERITY = (BARRIER, PUBLISH_BEFORE_READ, RECHECK_CLAUSE, f"{_AVAIL}#event-idx-notify", f"{_AVAIL}#flags-notify",
+SEVERITY = (BARRIER, PUBLISH_BEFORE_READ, RECHECK_CLAUSE, EVENT_IDX_NOTIFY, FLAGS_NOTIFY,
             SPLIT_USED_NOTIFY, PACKED_KICK_RULE, PACKED_NOTIFY_RULE, EXACTLY_ONCE, LOST)
 
 
