@@ -1,9 +1,11 @@
 """Proof subject: notification suppression races and ``vring_need_event`` (virtio 1.3 §2.7.10, App. A).
 
-Race obligations unroll ``races.MAX_STEPS`` scheduler steps: at each step a symbolic choice says
-whether the driver or the device moves, and a symbolic batch (1..queue size) says how many
-buffers a publish makes available. The start index, the stale ``avail_event`` and the NO_NOTIFY
-flag are symbolic, so every wrap position is covered. A counterexample decodes to a schedule
+Race obligations, one per race of ``races.RACES`` (split and packed, available and used buffers, with
+and without event index), unroll ``races.MAX_STEPS`` scheduler steps of the race model, whose every
+step calls the real split / packed transition: at each step a symbolic choice says whether the
+producer or the consumer moves, and a symbolic batch (1..N) says how many buffers a publish makes
+available. The start index (packed: slot and lap), the stale suppression state and the snapshot
+are symbolic, so every wrap position is covered. A counterexample decodes to a schedule
 (``{"actor", "batch"}`` per step, cut at the first bad step) that ``replay`` runs on the concrete
 race model (``races.run_schedule``), which names the root-cause clause.
 
