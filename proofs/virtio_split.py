@@ -17,6 +17,8 @@ Ring tables have the SMALL queue size (4 descriptors); ring indices range over a
 """
 from __future__ import annotations
 
+from t1virtio.errors import ModelBug
+
 from t1virtio.preset import SMALL
 from t1virtio.proofs.engine import Op, Subject
 from t1virtio.specs.invariants.virtio_split import SplitPair
@@ -113,7 +115,8 @@ def _walk_args(L, s, a):
     return L.And(_u32(L, a["length"]), _u16(L, a["next"]))
 
 
-assert split.SEL_BITS == N + 1, "a selection bitmask: one bit per descriptor of the proofs' queue, one outside it"
+if split.SEL_BITS != N + 1:
+    raise ModelBug("a selection bitmask: one bit per descriptor of the proofs' queue, one outside it")
 ADD_ARGS = {"head": "int", "sel": split.SEL_BITS, "n_out": "int", "n_in": "int", "total": "int", "wlen": "int",
             "indirect_used": "bool"}
 

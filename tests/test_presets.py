@@ -73,21 +73,21 @@ MODEL = Path(__file__).resolve().parents[1] / "model"
 
 
 def _model_sources():
-    return [(p, ast.parse(p.read_text())) for p in sorted(MODEL.rglob("*.py")) if p.name != "preset.py"]
+    return [(p, (ast.parse(p.read_text()), p.read_text())) for p in sorted(MODEL.rglob("*.py")) if p.name != "preset.py"]
 
 
 def hard_coded_sizes(sources) -> list[str]:
     """Places outside preset.py that spell an ABI size literally: 32768 or ``1 << 15`` (the queue maximum), or
-    assign ``IO_TLB_SHIFT``."""
+    assign ``IO_TLB_SHIFT``. (A byte count such as ``0x8000`` is not a queue size: only the decimal spelling counts.)"""
     out = []
-    for p, tree in sources:
+    for p, (tree, text) in sources:
         flags = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Assign)
                  and any(isinstance(t, ast.Name) and "_F_" in t.id for t in n.targets)}   # flag bits, not sizes
         for node in ast.walk(tree):
             if id(node) in flags:
                 continue
             if isinstance(node, ast.Constant) and node.value == preset_module.VIRTQUEUE_MAX_SIZE \
-                    and not isinstance(node.value, bool):
+                    and ast.get_source_segment(text, node) == str(preset_module.VIRTQUEUE_MAX_SIZE):
                 out.append(f"{p.name}:{node.lineno}: 32768")
             if isinstance(node, ast.BinOp) and isinstance(node.op, ast.LShift) and \
                     isinstance(node.left, ast.Constant) and node.left.value == 1 and \
@@ -105,14 +105,14 @@ def test_no_module_hard_codes_a_preset_size():
 
 def test_hard_coded_size_is_found():
     """The scan can fail: a module that spells the queue maximum is reported."""
-    tree = ast.parse("MAX = 32768\nSHIFTED = 1 << 15\nIO_TLB_SHIFT = 11\nVIRTQ_DESC_F_USED = 1 << 15\n")
-    assert len(hard_coded_sizes([(Path("bad.py"), tree)])) == 3
+    text = "MAX = 32768\nSHIFTED = 1 << 15\nIO_TLB_SHIFT = 11\nVIRTQ_DESC_F_USED = 1 << 15\nMEM = 0x8000\n"
+    assert len(hard_coded_sizes([(Path("bad.py"), (ast.parse(text), text))])) == 3
 
 
 @pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(preset_module.Preset) if f.name != "name"])
 def test_every_preset_field_is_read(field):
     """A size in the preset that no module reads is a knob that does nothing."""
-    reads = [p.name for p, tree in _model_sources() for n in ast.walk(tree)
+    reads = [p.name for p, (tree, _) in _model_sources() for n in ast.walk(tree)
              if isinstance(n, ast.Attribute) and n.attr == field]
     assert reads, f"Preset.{field} is never read by model/"
 

@@ -33,6 +33,22 @@ def checked_call(component: str, op: str, obj: Any, call: Callable[[], Any], arg
     return ok, err
 
 
+REFERENCE = "MODEL-reference-agrees"     # the model's observable result equals the machine's reference
+HONEST = "MODEL-honest-accepted"         # an honest peer's operation is accepted; no work is Exhausted
+
+
+def expect(cond: Any, clause: str, detail: str = "") -> None:
+    """A machine's check: ``cond`` must hold, else ``InvariantViolation`` naming ``clause`` (never a bare
+    ``assert``, which ``python -O`` removes)."""
+    if not cond:
+        raise errors.InvariantViolation(clause, detail)
+
+
+def expect_exhausted(err: Any, detail: str) -> None:
+    """A call with no work to do must be refused as ``Exhausted`` (``HONEST``)."""
+    expect(isinstance(err, errors.Exhausted), HONEST, f"{detail}: got {err!r}")
+
+
 def check_invariants(component: str, state: Any) -> None:
     """Evaluate ``component``'s invariants on a concrete state (raises ``InvariantViolation``)."""
     invariants.check(component, state)

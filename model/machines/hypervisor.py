@@ -20,7 +20,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 from t1virtio import errors
 from t1virtio.hyp.memory import (PRIMARY, PRIMARY_WINDOW_IPA, PRIMARY_WINDOW_STRIDE, RAM_IPA, RW, RWX,
                                  SECONDARY_REGION_IPA, Hypervisor, Layout, Rights, Trans, compute_ipa_pages)
-from t1virtio.machines.common import check_invariants, checked_call
+from t1virtio.machines.common import HONEST, REFERENCE, check_invariants, checked_call, expect, expect_exhausted
 from t1virtio.preset import SMALL
 
 C = "hypervisor"
@@ -118,7 +118,7 @@ class Reference:
         return sum(1 for h in self.parcels if h >= N_VMS - 1) < PRESET.max_parcels - (N_VMS - 1)
 
     def create(self, h, vm, trans, ipa, npages, acl) -> list[int]:
-        assert h >= N_VMS - 1 and h not in self.parcels, f"new parcel got handle {h}, live or reserved"
+        expect(h >= N_VMS - 1 and h not in self.parcels, REFERENCE, f"new parcel got handle {h}, live or reserved")
         P = RefParcel(vm, trans, acl, False, ipa, {})
         for i in range(npages):
             p, _ = self.maps[vm][ipa + i]

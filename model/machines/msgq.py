@@ -17,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from t1virtio import errors
 from t1virtio.hyp.memview import NO_RIGHT
 from t1virtio.hyp.msgq import DEPTH, KEEP, LINES, MSGQ_PUSH, MessageQueue, Vic
-from t1virtio.machines.common import check_invariants, checked_call
+from t1virtio.machines.common import REFERENCE, check_invariants, checked_call, expect
 from t1virtio.preset import SMALL
 
 PAGE = 8
@@ -288,7 +288,7 @@ class MsgqMachine(RuleBasedStateMachine):
                            lambda: self.ref.receive(bufsize, lambda k: _allowed(addr, k, W)))
         if ok:
             data = self.q.payloads[s.head]
-            assert bytes(self.mem[addr:addr + len(data)]) == data, "the caller's buffer does not hold the message"
+            expect(bytes(self.mem[addr:addr + len(data)]) == data, REFERENCE, "the caller's buffer does not hold the message")
 
     @rule()
     def flush(self):
@@ -336,7 +336,7 @@ class MsgqMachine(RuleBasedStateMachine):
     @invariant()
     def invariants_hold(self):
         check_invariants("msgq", self.q.state)
-        assert self.q.state.count == len(self.ref.q), "queue length differs from the reference deque"
+        expect(self.q.state.count == len(self.ref.q), REFERENCE, "queue length differs from the reference deque")
 
 
 MACHINES = {"msgq": MsgqMachine}

@@ -22,7 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from t1virtio import errors
 from t1virtio.hyp.memview import FlatView, write_le
-from t1virtio.machines.common import active_preset, check_invariants
+from t1virtio.machines.common import REFERENCE, active_preset, check_invariants, expect
 from t1virtio.specs import rules
 from t1virtio.virtio import packed as pk
 from t1virtio.virtio.desc import (DESC_SIZE, VIRTQ_DESC_F_AVAIL, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT,
@@ -133,7 +133,7 @@ class PackedMachine(RuleBasedStateMachine):
                             expected=(errors.Exhausted, errors.CallerError))
         legal = nout + nin > 0 and need <= s.num_free
         if not legal:
-            assert err is not None, "add accepted a buffer that is empty or does not fit"
+            expect(err is not None, REFERENCE, "add accepted a buffer that is empty or does not fit")
             return
         if err is None:
             self.free_areas.pop()
@@ -151,7 +151,7 @@ class PackedMachine(RuleBasedStateMachine):
                 self._taken(*got)
             return
         if not self.used:
-            assert got is None, f"driver took {got} though the device used nothing"
+            expect(got is None, REFERENCE, f"driver took {got} though the device used nothing")
             return
         id, token, length = self.used.pop(0)
         if got != (token, length):
@@ -215,7 +215,8 @@ class PackedMachine(RuleBasedStateMachine):
     def set_event(self, mode):
         _, err = self._call("virtio_packed_device", "set_event", self.dev, lambda: self.dev.set_event(mode),
                             expected=(errors.CallerError,))
-        assert (err is None) == (mode != pk.RING_EVENT_FLAGS_DESC or self.dev.state.event)
+        expect((err is None) == (mode != pk.RING_EVENT_FLAGS_DESC or self.dev.state.event), REFERENCE,
+               f"event mode {mode} accepted={err is None} with EVENT_IDX={self.dev.state.event}")
 
     @rule(rounds=st.integers(1, 12), nseg=st.integers(1, 3))
     def round_trips(self, rounds, nseg):
@@ -248,10 +249,10 @@ class PackedMachine(RuleBasedStateMachine):
                 n = 1                       # a short list would go indirect (one descriptor)
             id = self.drv.add([(self.data + k, 1) for k in range(n)], [], "fast-forward")
             chain = self.dev.pop()
-            assert chain is not None and chain.id == id and chain.ndesc == n, chain
+            expect(chain is not None and chain.id == id and chain.ndesc == n, REFERENCE, f"fast-forward popped {chain}")
             self.dev.push_used(id, 0)
             self.dev.need_notify()
-            assert self.drv.get_used() == ("fast-forward", 0)
+            expect(self.drv.get_used() == ("fast-forward", 0), REFERENCE, "fast-forward buffer not returned")
 
     # ---- hostile writes --------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from t1virtio import errors
 from t1virtio.hyp.memview import FlatView
-from t1virtio.machines.common import check_invariants, checked_call
+from t1virtio.machines.common import HONEST, REFERENCE, check_invariants, checked_call, expect, expect_exhausted
 from t1virtio.preset import SMALL
 from t1virtio.specs.invariants.virtio_split import SplitPair
 from t1virtio.virtio import split
@@ -112,14 +112,14 @@ class SplitMachine(RuleBasedStateMachine):
                 self.held[got[0].head] = got[0]
             return
         if not self.published:
-            assert isinstance(err, errors.Exhausted), f"pop on an empty ring gave {err}"
+            expect_exhausted(err, "pop on an empty ring")
             return
-        assert ok, f"an honest driver's buffer was refused: {err}"
+        expect(ok, HONEST, f"an honest driver's buffer was refused: {err}")
         c = got[0]
         head = self.published.popleft()
-        assert c.head == head, f"device popped head {c.head}, driver published {head} next"
-        assert self.dev.read(c) == self.requests[head][2], "device read other bytes than the driver wrote"
-        assert list(c.writable) == list(self.requests[head][3]), "writable segments differ"
+        expect(c.head == head, REFERENCE, f"device popped head {c.head}, driver published {head} next")
+        expect(self.dev.read(c) == self.requests[head][2], REFERENCE, "device read other bytes than the driver wrote")
+        expect(list(c.writable) == list(self.requests[head][3]), REFERENCE, "writable segments differ")
         self.held[head] = c
 
     @rule(pick=st.integers(0, SIZE - 1), fill=st.integers(0, 255), short=st.integers(0, 3), excess=st.booleans())
@@ -135,7 +135,7 @@ class SplitMachine(RuleBasedStateMachine):
             del self.held[head]
             self.completed.append((head, length, data[:n]))
         elif not self.tainted:
-            assert excess or c is None, f"completion of a held head refused: {err}"
+            expect(excess or c is None, HONEST, f"completion of a held head refused: {err}")
 
     @rule()
     def need_notify(self):
@@ -151,14 +151,14 @@ class SplitMachine(RuleBasedStateMachine):
         if self.tainted:
             return
         if not self.completed:
-            assert isinstance(err, errors.Exhausted), f"get_used with nothing used gave {err}"
+            expect_exhausted(err, "get_used with nothing used")
             return
-        assert ok, f"an honest device's used entry was refused: {err}"
+        expect(ok, HONEST, f"an honest device's used entry was refused: {err}")
         head, length, data = self.completed.popleft()
         token, _, _, inn = self.requests.pop(head)
-        assert got[0] == (token, length), f"driver got {got[0]}, device used {(token, length)}"
+        expect(got[0] == (token, length), REFERENCE, f"driver got {got[0]}, device used {(token, length)}")
         back = b"".join(self.dview.read(a, n) for a, n in inn)[:length]
-        assert back == data[:length], "driver got other bytes than the device wrote"
+        expect(back == data[:length], REFERENCE, "driver got other bytes than the device wrote")
 
     @rule()
     def disable_cb(self):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from t1virtio import errors
-from t1virtio.machines.common import check_invariants, checked_call
+from t1virtio.machines.common import HONEST, REFERENCE, check_invariants, checked_call, expect, expect_exhausted
 from t1virtio.virtio import features as F
 from t1virtio.virtio.status import (ACKNOWLEDGE, DEVICE_NEEDS_RESET, DRIVER, DRIVER_BITS, DRIVER_OK, FAILED,
                                     FEATURES_OK, STATUS_DEFINED, VirtioDevice)
@@ -98,14 +98,14 @@ class StatusMachine(RuleBasedStateMachine):
         try:
             VirtioDevice(t, offered, required)
         except errors.PeerViolation as e:
-            assert e.clause == clause, e
+            expect(e.clause == clause, REFERENCE, f"refused with {e.clause}, expected {clause}")
             return
         raise AssertionError(f"a {t.name} device offering {offered:#x} was accepted; expected {clause}")
 
     def _write_status(self, value):
         ok, err = checked_call(C, "write_status", self.dev, lambda: self.dev.write_status(value), {"value": value})
         legal, status = ref_write_status(self.t, self.offered, self.required, self.drv, self.status, value)
-        assert ok == legal, f"status {self.status:#04x} <- {value:#04x}: accepted={ok}, reference {legal}: {err}"
+        expect(ok == legal, REFERENCE, f"status {self.status:#04x} <- {value:#04x}: accepted={ok}, reference {legal}: {err}")
         if ok:
             self.status = status
             if value == 0:
@@ -124,10 +124,10 @@ class StatusMachine(RuleBasedStateMachine):
         if self.status & DRIVER and not self.status & FEATURES_OK and self.drv == 0:
             ok, err = checked_call(C, "driver_negotiate", self.dev, lambda: self.dev.negotiate(wanted),
                                    {"wanted": wanted})
-            assert ok, err
-            expect = ref_close(self.t, (wanted | F.bit(F.VIRTIO_F_VERSION_1)) & self.offered & ref_known(self.t))
-            assert self.dev.state.driver_features == expect, "honest negotiation differs from the reference"
-            self.drv = expect
+            expect(ok, HONEST, f"honest negotiation refused: {err}")
+            want = ref_close(self.t, (wanted | F.bit(F.VIRTIO_F_VERSION_1)) & self.offered & ref_known(self.t))
+            expect(self.dev.state.driver_features == want, REFERENCE, "honest negotiation differs from the reference")
+            self.drv = want
             return
         nxt = next((b for b in INIT_SEQUENCE if not self.status & b), None)
         if nxt is None:
@@ -143,7 +143,7 @@ class StatusMachine(RuleBasedStateMachine):
             if stuck and not sticks:
                 raise errors.InvariantViolation("VIRTIO/device/Feature Bits#refuse",
                                                 f"FEATURES_OK stuck for {self.drv:#x} (required {self.required:#x})")
-            assert stuck == sticks, "the device refused a valid feature set it does not require more of"
+            expect(stuck == sticks, HONEST, "the device refused a valid feature set it does not require more of")
 
     # hostile driver
     @rule(value=st.one_of(st.integers(0, 255), st.sampled_from([ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK, 16, 32])))
@@ -164,44 +164,44 @@ class StatusMachine(RuleBasedStateMachine):
         legal = (not self.status & FAILED and self.status & DRIVER
                  and (not self.status & FEATURES_OK or value == self.drv)
                  and value & ~self.offered == 0 and value & ~ref_known(self.t) == 0)
-        assert ok == bool(legal), f"features <- {value:#x} at status {self.status:#04x}: accepted={ok}: {err}"
+        expect(ok == bool(legal), REFERENCE, f"features <- {value:#x} at status {self.status:#04x}: accepted={ok}: {err}")
         if ok:
             self.drv = value
 
     @rule()
     def write_config(self):
         ok, err = checked_call(C, "write_config", self.dev, self.dev.write_config, {})
-        assert ok == (not (self.status & DRIVER and not self.status & FEATURES_OK)), err
+        expect(ok == (not (self.status & DRIVER and not self.status & FEATURES_OK)), REFERENCE, f"write_config: {err}")
 
     @rule()
     def driver_notify(self):
         ok, err = checked_call(C, "driver_notify", self.dev, self.dev.driver_notify, {})
-        assert ok == bool(self.status & DRIVER_OK), err
+        expect(ok == bool(self.status & DRIVER_OK), REFERENCE, f"driver_notify at status {self.status:#04x}: {err}")
 
     # possibly malicious device
     @rule(kind=st.sampled_from(["device_consume", "device_notify_used"]))
     def device_uses_queue(self, kind):
         ok, err = checked_call(C, kind, self.dev, getattr(self.dev, kind), {})
-        assert ok == bool(self.status & DRIVER_OK), err
-        assert ok or err.clause == "VIRTIO/device/Device Status Field#before-driver-ok"
+        expect(ok == bool(self.status & DRIVER_OK), REFERENCE, f"{kind} at status {self.status:#04x}: {err}")
+        expect(ok or err.clause == "VIRTIO/device/Device Status Field#before-driver-ok", REFERENCE, f"{kind} refused with {err}")
 
     @rule()
     def device_config_change(self):
         ok, err = checked_call(C, "device_config_change", self.dev, self.dev.device_config_change, {})
-        assert ok == bool(self.status & ACKNOWLEDGE), err
+        expect(ok == bool(self.status & ACKNOWLEDGE), REFERENCE, f"config change at status {self.status:#04x}: {err}")
 
     @precondition(lambda self: not self.status & DEVICE_NEEDS_RESET)
     @rule()
     def device_needs_reset(self):
         ok, err = checked_call(C, "device_needs_reset", self.dev, self.dev.device_needs_reset, {})
-        assert ok, err
+        expect(ok, HONEST, f"device_needs_reset refused: {err}")
         self.status |= DEVICE_NEEDS_RESET
 
     @invariant()
     def invariants_hold(self):
         check_invariants(C, self.dev.state)
-        assert self.dev.state.status == self.status, f"status {self.dev.state.status:#04x}, reference {self.status:#04x}"
-        assert self.dev.state.driver_features == self.drv
+        expect(self.dev.state.status == self.status, REFERENCE, f"status {self.dev.state.status:#04x}, reference {self.status:#04x}")
+        expect(self.dev.state.driver_features == self.drv, REFERENCE, "driver features differ from the reference")
 
 
 MACHINES = {"status": StatusMachine}

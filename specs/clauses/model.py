@@ -13,3 +13,14 @@ register([
      "a version policy is given explicitly and is one of the named values; an unknown name or field value is "
      "refused, never replaced by a default"),
 ])
+
+register([
+    ("MODEL-reference-agrees", "invariant", "t1virtio DESIGN.md §7 (machines: the model against a reference)",
+     "machine reference",
+     "what the model returns and keeps (order, bytes, lengths, status, features, handles) equals the stateful "
+     "machine's independent reference of the same operations"),
+    ("MODEL-honest-accepted", "invariant", "t1virtio DESIGN.md §7 (machines: honest peers make progress)",
+     "honest progress",
+     "an honest peer's well-formed operation is accepted, and an operation with nothing to do is refused as "
+     "Exhausted, never as a violation"),
+])
