@@ -368,6 +368,17 @@ def _scenario(module: str = "t1virtio.system") -> tuple[str, str, str]:
     return (name, "ok" if res.ok else "FAILED", res.detail)
 
 
+def _register_parts() -> None:
+    """Commands that live with their part (the oracle, the whole system); an import error here is loud."""
+    from t1virtio.backends import cli as backends_cli
+    from t1virtio.oracle import cli as oracle_cli
+    oracle_cli.register(app)
+    backends_cli.register(app)
+
+
+_register_parts()
+
+
 def main() -> None:
     """Entry point: run the app; print a failure as one line."""
     try:
