@@ -13,8 +13,25 @@ settings.register_profile("dev", max_examples=200, stateful_step_count=50, **_CO
 settings.register_profile("campaign", max_examples=5000, stateful_step_count=100, **_COMMON)
 
 
+# Seconds Hypothesis may spend shrinking one failure, per profile (its own default is 300: issue 10 saw
+# differential shrinks over five minutes). A shrink cut short still reports a failing, smaller example.
+SHRINK_SECONDS = {"ci": 30, "dev": 60, "campaign": 300}
+
+
+def set_shrink_budget(seconds: float) -> None:
+    """Bound the time Hypothesis spends shrinking one failure to ``seconds``.
+
+    Hypothesis keeps this bound in ``hypothesis.internal.conjecture.engine.MAX_SHRINKING_SECONDS``, read when a
+    shrink starts; if a Hypothesis release drops it, this fails loudly rather than running unbounded."""
+    from hypothesis.internal.conjecture import engine
+    if not hasattr(engine, "MAX_SHRINKING_SECONDS"):
+        raise RuntimeError("this Hypothesis release has no MAX_SHRINKING_SECONDS: the shrink budget cannot be set")
+    engine.MAX_SHRINKING_SECONDS = seconds
+
+
 def load_profile() -> str:
-    """Load the profile named by ``T1VIRTIO_PROFILE`` (default ``ci``) and return its name."""
+    """Load the profile named by ``T1VIRTIO_PROFILE`` (default ``ci``), bound its shrinking, return its name."""
     name = os.environ.get("T1VIRTIO_PROFILE", "ci")
     settings.load_profile(name)
+    set_shrink_budget(SHRINK_SECONDS.get(name, 60))
     return name

@@ -76,6 +76,8 @@ def fuzz(name: str, examples: int | None = None, minutes: float | None = None, s
          batch: int = 100, preset: str | None = None) -> FuzzResult:
     """Run machine ``name``: ``examples`` examples, or batches until ``minutes`` have passed, with the
     tables of ``preset`` (``small`` or ``linux``; None: the active one)."""
+    from t1virtio.machines.profiles import SHRINK_SECONDS, set_shrink_budget
+    set_shrink_budget(SHRINK_SECONDS["dev"])      # a campaign's find is shrunk for at most a minute
     with using_preset(preset):
         return _fuzz(name, examples, minutes, seed, steps, progress, batch)
 
