@@ -9,7 +9,6 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -27,19 +26,47 @@ class Failure(Exception):
         self.code = code
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True)
+def _progress():
+    """Progress on stderr: rich bars on a terminal, one plain line every few seconds elsewhere."""
+    from t1virtio.progress import Reporter
+    return Reporter()
 
 
-def _prove(only: Optional[str], jobs: int, timeout: float, quiet: bool = False):
+def summary_text(results) -> str:
+    """A proof run for a person: "698 proved", or "695 proved, 3 unknown (timeouts: a, b, c)"."""
+    from t1virtio.proofs.runner import summary
+    counts = summary(results)
+    order = ["proved", "counterexample", "unknown", "error"]
+    parts = []
+    for outcome in sorted(counts, key=lambda o: order.index(o) if o in order else len(order)):
+        names = [r.name for r in results if r.outcome == outcome]
+        text = f"{counts[outcome]} {outcome if outcome != 'counterexample' else 'counterexamples'}"
+        if outcome != "proved":
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            text += f" ({'timeouts' if outcome == 'unknown' else 'obligations'}: {shown})"
+        parts.append(text)
+    return ", ".join(parts) or "no obligations"
+
+
+def _dist_failure(e: Exception) -> Failure:
+    return Failure(str(e), 2)
+
+
+def _prove(only: Optional[str], jobs: int, timeout: float, quiet: bool = False, scheduler: Optional[str] = None):
     from t1virtio.proofs import runner
     obs = runner.select(only)
     if not obs:
         raise Failure(f"no obligation matches {only!r}", 2)
     with _progress() as p:
         task = p.add_task("proving", total=len(obs))
-        results = runner.run(obs, jobs=jobs, timeout=timeout, progress=lambda r: p.advance(task))
+        if scheduler:
+            from t1virtio import dist
+            try:
+                results = dist.prove([o.name for o in obs], timeout, scheduler, progress=lambda r: p.advance(task))
+            except dist.DistError as e:
+                raise _dist_failure(e) from None
+        else:
+            results = runner.run(obs, jobs=jobs, timeout=timeout, progress=lambda r: p.advance(task))
     return results
 
 
@@ -59,9 +86,11 @@ def _save_counterexamples(results) -> list[Path]:
 def prove(only: Optional[str] = typer.Option(None, "--only", help="substring, glob or component of obligation names"),
           jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes"),
           timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="seconds per obligation"),
+          scheduler: Optional[str] = typer.Option(None, "--scheduler", help="a Dask scheduler address, or local:N "
+                                                  "for a local cluster of N workers (the [dist] extra)"),
           as_json: bool = typer.Option(False, "--json", help="print a JSON list instead of a table")) -> None:
     """Generate and discharge proof obligations with Z3."""
-    results = _prove(only, jobs, timeout)
+    results = _prove(only, jobs, timeout, scheduler=scheduler)
     paths = _save_counterexamples(results)
     if as_json:
         print(json.dumps([r.as_json() for r in results], indent=1))
@@ -73,8 +102,8 @@ def prove(only: Optional[str] = typer.Option(None, "--only", help="substring, gl
             style = {"proved": "green", "counterexample": "red"}.get(r.outcome, "yellow")
             t.add_row(r.name, f"[{style}]{r.outcome}[/]", f"{r.seconds:.3f}", r.preset, r.clause)
         out.print(t)
-        from t1virtio.proofs.runner import summary
-        out.print(f"total: {len(results)} obligations, {summary(results)}, {sum(r.seconds for r in results):.1f} s solver time")
+        out.print(f"total: {len(results)} obligations, {summary_text(results)}, "
+                  f"{sum(r.seconds for r in results):.1f} s solver time")
         for p in paths:
             out.print(f"counterexample saved: {p} (t1virtio replay {p})")
         for r in results:
@@ -84,16 +113,24 @@ def prove(only: Optional[str] = typer.Option(None, "--only", help="substring, gl
         raise Failure(f"{sum(r.outcome != 'proved' for r in results)} obligation(s) not proved")
 
 
-def _fuzz_one(name: str, examples: Optional[int], minutes: Optional[float], seed: int, p: Progress,
-              jobs: int = 1, preset: Optional[str] = None):
+def _fuzz_one(name: str, examples: Optional[int], minutes: Optional[float], seed: int, p,
+              jobs: int = 1, preset: Optional[str] = None, scheduler: Optional[str] = None,
+              database: Optional[str] = None):
     from t1virtio.machines import runner
     task = p.add_task(f"fuzz {name}", total=examples)
-    if jobs > 1:
+    if scheduler:
+        from t1virtio import dist
+        try:
+            res = dist.fuzz(name, scheduler, max(jobs, 2), examples=examples, minutes=minutes, seed=seed,
+                            preset=preset, database=database, progress=lambda n: p.advance(task, n))
+        except dist.DistError as e:
+            raise _dist_failure(e) from None
+    elif jobs > 1:
         res = runner.fuzz_parallel(name, jobs, examples=examples, minutes=minutes, seed=seed,
                                    progress=lambda n: p.advance(task, n), preset=preset)
     else:
         res = runner.fuzz(name, examples=examples, minutes=minutes, seed=seed,
-                          progress=lambda n: p.advance(task, n), preset=preset)
+                          progress=lambda n: p.advance(task, n), preset=preset, database=database)
     path = runner.save(res.failure, REGRESSIONS) if res.failure else None
     return res, path
 
@@ -106,6 +143,10 @@ def fuzz(machine: Optional[str] = typer.Option(None, "--machine", help="machine 
          jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes per machine (each on its own seed range)"),
          preset: str = typer.Option("small", "--preset", help="table sizes: small (proof sizes) or linux (Linux's: "
                                                                 "32768-slot pools, 256-entry queues)"),
+         scheduler: Optional[str] = typer.Option(None, "--scheduler", help="a Dask scheduler address, or local:N "
+                                                 "(the [dist] extra); --jobs seed ranges per machine (at least 2)"),
+         database: Optional[str] = typer.Option(None, "--database", help="a shared Hypothesis example database: a "
+                                                "directory on shared storage, or redis://HOST:PORT"),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """Run Hypothesis stateful machines; shrink, print and save every failure."""
     from t1virtio.machines import load, names
@@ -129,7 +170,7 @@ def fuzz(machine: Optional[str] = typer.Option(None, "--machine", help="machine 
             if limited[n]:
                 err.print(f"not run: {limited[n]}", highlight=False)
                 continue
-            rows.append(_fuzz_one(n, examples, minutes, seed, p, jobs, preset))
+            rows.append(_fuzz_one(n, examples, minutes, seed, p, jobs, preset, scheduler, database))
     if as_json:
         print(json.dumps([{"machine": r.machine, "preset": preset, "examples": r.examples, "seconds": round(r.seconds, 2),
                            "failure": r.failure, "saved": str(pth) if pth else None} for r, pth in rows]
@@ -202,12 +243,15 @@ def _replay_regression(file: Path, data: dict) -> tuple[str | None, BaseExceptio
 
 
 @app.command()
-def replay(file: Path = typer.Argument(..., help="a counterexample or regression JSON file")) -> None:
+def replay(file: Path = typer.Argument(..., help="a counterexample or regression JSON file"),
+           as_json: bool = typer.Option(False, "--json", help="print {file, format, result, clause, where} as JSON "
+                                        "(the steps go to stderr)")) -> None:
     """Replay a counterexample or regression file on the concrete model; print the failing clause.
 
     The file is data (docs/formats/README.md): it is validated against its format's JSON Schema and
     checked against the obligation or machine it names before anything runs; nothing in it is executed.
     """
+    global out
     from t1virtio import replayfile
     try:
         data = replayfile.read(file)
@@ -218,20 +262,32 @@ def replay(file: Path = typer.Argument(..., help="a counterexample or regression
     except replayfile.BadFile as e:
         raise _bad(file, e) from None
     error, where = None, ""
-    if data["format"] == replayfile.COUNTEREXAMPLE:
-        clause = _replay_counterexample(file, data)
-    else:
-        clause, error, where = _replay_regression(file, data)
+    shown, out = out, (err if as_json else out)
+    try:
+        if data["format"] == replayfile.COUNTEREXAMPLE:
+            clause = _replay_counterexample(file, data)
+        else:
+            clause, error, where = _replay_regression(file, data)
+    finally:
+        out = shown
+    result = "fails" if clause or error is not None else "passes"
+    if as_json:
+        print(json.dumps({"file": str(file), "format": data["format"], "result": result, "clause": clause,
+                          "error": None if error is None else f"{type(error).__name__}: {error}",
+                          "where": where or None}, indent=1))
     if clause:
         from t1virtio.specs import clauses
         c = clauses.get(clause)
-        out.print(f"fails: {clause} ({c.source}, {c.section}): {c.text}" + (f" [{where}]" if where else ""),
-                  markup=False, highlight=False)
+        if not as_json:
+            out.print(f"fails: {clause} ({c.source}, {c.section}): {c.text}" + (f" [{where}]" if where else ""),
+                      markup=False, highlight=False)
         raise Failure(f"replay fails clause {clause}")
     if error is not None:
-        out.print(f"fails at {where}: {type(error).__name__}: {error}", markup=False, highlight=False)
+        if not as_json:
+            out.print(f"fails at {where}: {type(error).__name__}: {error}", markup=False, highlight=False)
         raise Failure(f"replay fails at {where.split(':')[0]} with {type(error).__name__} (no clause)")
-    out.print("replay passes: no clause fails on the current model")
+    if not as_json:
+        out.print("replay passes: no clause fails on the current model")
 
 
 @app.command()
@@ -243,17 +299,16 @@ def verify(jobs: int = typer.Option(2, "--jobs", min=1),
     Every part has a row: one not built yet says so (and does not fail the job); one that fails to import
     is an error."""
     from t1virtio.machines import names
-    from t1virtio.proofs.runner import summary
     t0 = time.perf_counter()
     results = _prove(None, jobs, 60.0)
     _save_counterexamples(results)
-    rows = [("proofs", "ok" if all(r.outcome == "proved" for r in results) else "FAILED",
-             f"{len(results)} obligations {summary(results)}")]
+    rows = [("proofs", "ok" if all(r.outcome == "proved" for r in results) else "FAILED", summary_text(results))]
     with _progress() as p:
         for n in names():
             res, path = _fuzz_one(n, examples, None, 0, p)
             rows.append((f"fuzz {n}", "FAILED" if res.failure else "ok",
-                         f"{res.examples} examples" + (f", {res.failure['clause']} -> {path}" if res.failure else "")))
+                         f"{res.examples} examples, " + (f"failed: {res.failure['clause']}, saved as {path}"
+                                                         if res.failure else "nothing found")))
     rows.append(_scenario())
     seconds = time.perf_counter() - t0
     if as_json:

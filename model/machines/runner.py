@@ -10,6 +10,7 @@ comment for people; nothing reads it back.
 from __future__ import annotations
 
 import time
+import unittest
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -50,22 +51,54 @@ def clause_of(exc: BaseException) -> str | None:
     return None
 
 
-def _settings(examples: int, steps: int | None, derandomize: bool) -> settings:
+def example_database(spec: str | None):
+    """The Hypothesis example database named by ``--database``: None (none), a directory path (shared storage:
+    every worker replays what any worker found), or ``redis://HOST:PORT`` (Hypothesis's own Redis database,
+    which needs the ``redis`` package)."""
+    if not spec:
+        return None
+    from hypothesis.database import DirectoryBasedExampleDatabase
+    if spec.startswith("redis://"):
+        try:
+            import redis
+            from hypothesis.extra.redis import RedisExampleDatabase
+        except ImportError:
+            raise errors.ModelBug("--database redis://... needs the redis package: pip install redis") from None
+        return RedisExampleDatabase(redis.Redis.from_url(spec))
+    return DirectoryBasedExampleDatabase(spec)
+
+
+def _settings(examples: int, steps: int | None, derandomize: bool, database: str | None = None,
+              reuse_only: bool = False) -> settings:
+    from hypothesis import Phase
     kw = dict(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck),
-              database=None, derandomize=derandomize, print_blob=False)
+              database=example_database(database), derandomize=derandomize and not database, print_blob=False)
     if steps:
         kw["stateful_step_count"] = steps
+    if reuse_only:
+        kw["phases"] = [Phase.explicit, Phase.reuse]
     return settings(**kw)
 
 
-def run_once(cls: type, examples: int, seed: int | None, steps: int | None = None) -> tuple[BaseException | None, list[str]]:
-    """Run ``cls`` for ``examples`` examples with ``seed``; return (exception or None, Hypothesis's report lines)."""
+def run_once(cls: type, examples: int, seed: int | None, steps: int | None = None, database: str | None = None,
+             reuse_only: bool = False) -> tuple[BaseException | None, list[str]]:
+    """Run ``cls`` for ``examples`` examples with ``seed``; return (exception or None, Hypothesis's report lines).
+
+    With ``database`` the examples saved there (by any worker) are replayed first and new failures saved;
+    ``reuse_only`` replays those and generates nothing. The database key is the machine's name, whatever the
+    seed, so every worker shares it."""
     lines: list[str] = []
-    seeded = type(cls.__name__, (cls,), {"_hypothesis_internal_use_seed": seed}) if seed is not None else cls
+    attrs = {"_hypothesis_internal_use_seed": seed} if seed is not None else {}
+    seeded = type(cls.__name__, (cls,), attrs)
     seeded.__module__ = cls.__module__
+    seeded.__qualname__ = cls.__qualname__
     try:
         with with_reporter(lines.append):
-            run_state_machine_as_test(seeded, settings=_settings(examples, steps, seed is None))
+            run_state_machine_as_test(seeded, settings=_settings(examples, steps, seed is None, database, reuse_only))
+    except unittest.SkipTest:
+        if reuse_only:
+            return None, lines          # replay only, and the database held nothing for this machine
+        raise
     except Exception as e:  # noqa: BLE001 - every failure is reported, never swallowed
         return e, lines
     return None, lines
@@ -73,17 +106,20 @@ def run_once(cls: type, examples: int, seed: int | None, steps: int | None = Non
 
 def fuzz(name: str, examples: int | None = None, minutes: float | None = None, seed: int = 0,
          steps: int | None = None, progress: Callable[[int], None] | None = None,
-         batch: int = 100, preset: str | None = None) -> FuzzResult:
+         batch: int = 100, preset: str | None = None, database: str | None = None,
+         reuse_only: bool = False) -> FuzzResult:
     """Run machine ``name``: ``examples`` examples, or batches until ``minutes`` have passed, with the
-    tables of ``preset`` (``small`` or ``linux``; None: the active one)."""
+    tables of ``preset`` (``small`` or ``linux``; None: the active one); ``database``: a shared example
+    database (``example_database``), ``reuse_only``: only replay what it holds."""
     from t1virtio.machines.profiles import SHRINK_SECONDS, set_shrink_budget
     set_shrink_budget(SHRINK_SECONDS["dev"])      # a campaign's find is shrunk for at most a minute
     with using_preset(preset):
-        return _fuzz(name, examples, minutes, seed, steps, progress, batch)
+        return _fuzz(name, examples, minutes, seed, steps, progress, batch, database, reuse_only)
 
 
 def _fuzz(name: str, examples: int | None, minutes: float | None, seed: int, steps: int | None,
-          progress: Callable[[int], None] | None, batch: int) -> FuzzResult:
+          progress: Callable[[int], None] | None, batch: int, database: str | None = None,
+          reuse_only: bool = False) -> FuzzResult:
     cls = load(name)
     t0 = time.perf_counter()
     done = 0
@@ -93,7 +129,7 @@ def _fuzz(name: str, examples: int | None, minutes: float | None, seed: int, ste
         n = batch if total is None else min(batch, total - done)
         if n <= 0:
             break
-        exc, lines = run_once(cls, n, seed + k, steps)
+        exc, lines = run_once(cls, n, seed + k, steps, database, reuse_only)
         done += n
         k += 1
         if progress:
