@@ -5,7 +5,11 @@ For a ``Subject`` (one component's state, operations, invariants and rules):
 - ``init ⊢ inv``: the initial state satisfies ``inv``;
 - ``op ⊢ inv``: from any state satisfying every invariant, with any arguments, the state after
   ``If(And(guards), new, old)`` satisfies ``inv``;
-- ``op ⊨ rule``: from any state satisfying every invariant, the model's step obeys the rule;
+- ``op ⊨ rule``: from any state satisfying every invariant, the model's step obeys the rule (a
+  legality rule, or an exact rule stating the model's policy choice);
+- ``op:exact ⇒ legal``: for an exact rule that ``refines`` a legality rule, every step (any
+  outcome, any new state and output, not only the model's) the exact rule allows, the legality
+  rule allows too: the policy is one of the legal choices;
 - custom obligations (bounded races, refinement checks) supplied by the subject.
 
 Each obligation is solved on its own, so a failure names one invariant. A counterexample is
@@ -13,6 +17,7 @@ decoded into concrete JSON (state + arguments) that ``replay`` runs on the concr
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import time
@@ -111,7 +116,7 @@ class Obligation:
     component: str
     clause: str
     preset: str
-    kind: str                 # init | preserve | rule | custom
+    kind: str                 # init | preserve | rule | implies | custom
     subject: Subject
     op: Op | None = None
     target: Any = None        # Invariant, Rule or Custom
@@ -135,6 +140,11 @@ def obligations(subjects: list[Subject]) -> list[Obligation]:
             for r in s.rules(op.name):
                 out.append(Obligation(f"{s.component}:{op.name}⊨{r.name}", s.component, r.clause,
                                       s.preset, "rule", s, op, r))
+            for r in s.rules(op.name):
+                if r.kind == "exact" and r.refines:
+                    legal = rules.find(s.invariant_component or s.component, op.name, r.refines)
+                    out.append(Obligation(f"{s.component}:{op.name}:{r.name}⇒{legal.name}", s.component,
+                                          legal.clause, s.preset, "implies", s, op, (r, legal)))
         for c in s.customs:
             out.append(Obligation(f"{s.component}:{c.name}", s.component, c.clause, s.preset,
                                   "custom", s, None, c))
@@ -254,6 +264,8 @@ def build(ob: Obligation) -> tuple[Any, Callable[[Any], dict]]:
         pre.append(ob.op.assume(L, old, args))
     if ob.kind == "index":
         return _index_safety(L, ob, old, args, pre)
+    if ob.kind == "implies":
+        return _implies(L, ob, old, args, pre)
     sp = ob.op.fn(L, old, **args)
     ok = stp.ok(L, sp)
     new = L.If(ok, sp.new, old)
@@ -269,6 +281,61 @@ def _index_safety(L: Any, ob: Obligation, old: Any, args: dict, pre: list) -> tu
     """``op ⊢ index-safe``: whenever the guards hold, every data-dependent table index the step uses
     (in its guards and its effects, recorded as ``L.sites``) lies inside its table."""
     return _index_negation(L, ob.name, lambda: ob.op.fn(L, old, **args), old, args, pre)
+
+
+def _fresh_like(x: Any, prefix: str, leaves: list) -> Any:
+    """A value shaped like ``x`` (a step's output) with a fresh z3 constant for every symbolic leaf and bool;
+    plain Python ints stay (they are the same in every step of the operation). Leaves go to ``leaves``."""
+    import z3
+    if isinstance(x, z3.ExprRef):
+        v = z3.Const(f"{prefix}.{len(leaves)}", x.sort())
+        leaves.append(v)
+        return v
+    if isinstance(x, bool):
+        v = z3.Bool(f"{prefix}.{len(leaves)}")
+        leaves.append(v)
+        return v
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return dataclasses.replace(x, **{f.name: _fresh_like(getattr(x, f.name), prefix, leaves)
+                                         for f in dataclasses.fields(x) if f.init})
+    if isinstance(x, tuple) and hasattr(x, "_fields"):
+        return type(x)(*[_fresh_like(v, prefix, leaves) for v in x])
+    if isinstance(x, (tuple, list)):
+        return type(x)(_fresh_like(v, prefix, leaves) for v in x)
+    return x
+
+
+def _refill(x: Any, values: list) -> Any:
+    """``x``'s shape with its symbolic leaves replaced, in order, by ``values`` (a decoded output)."""
+    import z3
+    if isinstance(x, (z3.ExprRef, bool)):
+        return values.pop(0)
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return dataclasses.replace(x, **{f.name: _refill(getattr(x, f.name), values) for f in dataclasses.fields(x) if f.init})
+    if isinstance(x, tuple) and hasattr(x, "_fields"):
+        return type(x)(*[_refill(v, values) for v in x])
+    if isinstance(x, (tuple, list)):
+        return type(x)(_refill(v, values) for v in x)
+    return x
+
+
+def _implies(L: Any, ob: Obligation, old: Any, args: dict, pre: list) -> tuple[Any, Callable[[Any], dict]]:
+    """``op:exact ⇒ legal``: any outcome, new state and output the exact rule allows, the legality rule allows."""
+    import z3
+    exact, legal = ob.target
+    s = ob.subject
+    ok = z3.Bool("step.ok")
+    new = st.symbolize(s.template(), "new", s.arrays)
+    leaves: list = []
+    out = _fresh_like(ob.op.fn(L, old, **args).out, "out", leaves)
+    neg = L.And(*pre, exact.fn(L, old, args, ok, new, out), L.Not(legal.fn(L, old, args, ok, new, out)))
+
+    def decode(m: Any) -> dict:
+        val = [m.eval(v, model_completion=True) for v in leaves]
+        return {"state": st.to_json(st.decode(m, old)), "args": _decode_args(m, args),
+                "ok": z3.is_true(m.eval(ok, model_completion=True)), "new": st.to_json(st.decode(m, new)),
+                "out": [z3.is_true(v) if z3.is_bool(v) else v.as_long() for v in val]}
+    return neg, decode
 
 
 class NoIndex(Exception):
@@ -334,6 +401,16 @@ def replay(cex: dict) -> tuple[str | None, str]:
         if not inv.fn(L, state):
             return None, f"pre-state breaks {inv.name} ({inv.clause}): counterexample is not a reachable-state witness"
     args = cex["args"]
+    if ob.kind == "implies":
+        exact, legal = ob.target
+        new = st.from_json(s.template(), cex["new"])
+        shape = ob.op.fn(logic.z3_logic(), st.symbolize(s.template(), "shape", s.arrays),
+                         **_fresh_args(ob.op, "shape")).out
+        out = _refill(shape, list(cex["out"]))
+        e = exact.fn(L, state, args, cex["ok"], new, out)
+        g = legal.fn(L, state, args, cex["ok"], new, out)
+        story = f"{ob.op.name}({json.dumps(args)}): a step {exact.name} allows is {'' if g else 'NOT '}legal ({legal.name})"
+        return (legal.clause if e and not g else None), story
     if ob.kind == "index":
         clause = _index_replay(lambda L, st_: ob.op.fn(L, st_, **args), state)
         return clause, f"{ob.op.name}({json.dumps(args)}): " + (

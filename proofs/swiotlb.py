@@ -12,6 +12,8 @@ invariants together:
   geometry part) per obligation; ``release ⊢ inv[part]`` likewise for the release.
 - ``find ⊑ take``, ``map ⊑ take``, ``alloc ⊑ take``: every accepted search/map/alloc step is a legal
   take of the run it chose, with exactly take's new state. With ``take ⊢ inv`` this is ``op ⊢ inv``.
+- The exact rule: ``find ⊨ exact_find_linux_6_1`` (the search under ``POLICY`` is 6.1.y's; a mutant
+  swapping the version breaks it and no legality rule).
 - The rules: ``take ⊨ rule_find_takes_free_run`` (with ``find ⊑ take``, the search's rule), the
   window and map-record rules on the real search, and the two rules that hold on a domain only.
 
@@ -123,7 +125,7 @@ def _rule_on_domain(name, op_name, fn, args, rule_op, domain, lemmas=None):
     for arguments in ``domain``. ``lemmas(L, old, a)`` adds instances of obligations proved on their own
     (``_refinement``) to the premises."""
     template = _template()
-    rule_list = [r for r in rules.of("swiotlb", rule_op) if r.name in name] or rules.of("swiotlb", rule_op)
+    rule_list = [r for r in rules.of("swiotlb", rule_op) if r.name in name] or rules.legality("swiotlb", rule_op)
     clause = check_clause(rule_list[0].clause)
 
     def negated():
@@ -491,6 +493,7 @@ SUBJECTS = [Subject(
              _rule_on_domain("find⊨rule_find_in_window", "find", find, FIND_ARGS, "find", _anything, _search_lemmas),
              _rule_on_domain("map⊨rule_map_records", "map", map_slots, MAP_ARGS, "map", _anything,
                              lambda L, old, a: [_refinement(L, old, a, map_slots, _map_as_take)]),
+             _rule_on_domain("find⊨exact_find_linux_6_1", "find", find, FIND_ARGS, "find", _anything),
              _rule_on_domain("find⊨rule_find_alignment[6.1 domain]", "find", find, FIND_ARGS, "find_aligned",
                              _d61_alignment, _search_lemmas),
              _rule_on_domain("alloc⊨rule_alloc_owned[size >= page]", "alloc", alloc, ALLOC_ARGS, "alloc_owned",

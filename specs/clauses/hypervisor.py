@@ -98,3 +98,10 @@ register([
     ("HYP-MEMPARCEL-sanitize", "rule", _RM + "; " + _PKVM, "SANITIZE / poisoning",
      "with SANITIZE the parcel's pages are zeroed before anyone regains access; no other page is ever zeroed"),
 ])
+
+# Exact rules: the model's choice among the legal steps (docs/overview.md "Legality and exactness")
+register([
+    ("HYP-MEMPARCEL-create-lowest-handle", "rule", _DES + "; docs/hypervisor.md", "MEM_SHARE/LEND/DONATE handle",
+     "exact (model): a new parcel takes the lowest free handle above the region handles; any free handle is legal "
+     "(Gunyah's resource manager allocates fresh ones)"),
+])

@@ -65,3 +65,10 @@ register([
     ("SWIOTLB-release-undoes", "rule", _SRC, "§6.1 I5",
      "releasing what a search just took restores list[], used and the slot records"),
 ])
+
+# Exact rules: the model's choice among the legal steps (docs/overview.md "Legality and exactness")
+register([
+    ("SWIOTLB-find-linux-6.1", "rule", _SRC, "swiotlb_find_slots / swiotlb_do_find_slots",
+     "exact (Linux 6.1.y): a search is refused iff 6.1's area walk finds no run, else it answers the run that walk "
+     "finds first; any other free, aligned, in-window run is legal but not 6.1's"),
+])

@@ -36,3 +36,10 @@ register([
     ("VIRTIO-BOUNCE-in-region", "invariant", _SEED, "facts §6.2",
      "every DMA address handed to the device is a live allocation whose [dma, dma+size) lies inside the shared region"),
 ])
+
+# Legality of the map-time fill (the policy's choice is SWIOTLB-BOUNCE-direction, exact)
+register([
+    ("SWIOTLB-BOUNCE-map-fill-safe", "rule", _LX + "; Documentation/core-api/dma-api.rst", "facts §1.8, §1.11",
+     "a map copies the caller's data for TO_DEVICE/BIDIRECTIONAL (may skip it under DMA_ATTR_SKIP_CPU_SYNC); "
+     "for FROM_DEVICE it copies orig -> slot, zeroes the slot or copies nothing; it never writes the caller's buffer"),
+])

@@ -158,3 +158,10 @@ register([
      "virtio-1.3:2.7.7.2#2, #4", "the device notifies when avail flags are 0 (no EVENT_IDX) or when used_event "
      "lies among the used indices written since the last notification (EVENT_IDX)"),
 ])
+
+# Exact rules: Linux 6.1.y's choice among the legal steps (docs/overview.md "Legality and exactness")
+register([
+    ("VIRTIO/model/exact#kick-only-when-asked", "rule", _LINUX, "virtqueue_kick_prepare_split; virtio-1.3:2.7.10.1",
+     "exact (Linux 6.1.y): the driver kicks as vring_need_event (EVENT_IDX) or the used flags say, never when "
+     "the device suppressed notifications; a spurious kick (a SHOULD NOT) is legal but not Linux's"),
+])

@@ -3,12 +3,18 @@
 Each rule states when the operation must be accepted and, when it is, which stage-2 entries,
 owners and parcel records may change, and how. Arguments arrive as in ``proofs/hypervisor.py``:
 a parcel's ACL is ``acl0 .. acl{n_vms-1}``; grant operations return ``Effect(handle, zero)``.
+
+Legality and exactness: a new parcel may get any free handle above the region handles (legality:
+Gunyah's resource manager allocates fresh ones); the model takes the lowest free one, reusing
+deleted handles (``exact_create_lowest_handle``, docs/hypervisor.md). Every
+other acceptance condition is a MUST both ways (each refusal has its error code, a valid call
+succeeds); which error a call with several faults gets is Gunyah's code order (exact mode).
 """
 from __future__ import annotations
 
 from t1virtio.hyp.grants import is_subset
 from t1virtio.hyp.memory import FREE, NO_PARCEL, RWX, PageState, Trans, get_entry
-from t1virtio.specs.rules import rule
+from t1virtio.specs.rules import exact, rule
 
 C = "hypervisor"
 BOOT_OPS = ("vm_assign", "region_provision", "boot_finish")
@@ -119,6 +125,23 @@ def make_create_rule(trans):
 
 for _op, _trans in CREATE_OPS.items():
     rule(C, _op, "HYP-MEMPARCEL-create-rule")(make_create_rule(_trans))
+
+
+def make_exact_create_rule(trans):
+    legal = make_create_rule(trans)
+
+    def exact_create_lowest_handle(L, old, args, ok, new, out):
+        """The model's choice: the new parcel's handle is the lowest free one above the region handles."""
+        n_vms, h = len(old.s2), out.value
+        lower_live = L.all_idx(len(old.parcels), lambda k: L.Implies(L.And(L.ULE(n_vms - 1, k), L.ULT(k, h)),
+                                                                     old.parcels[k].live))
+        return L.And(legal(L, old, args, ok, new, out), L.Implies(ok, lower_live))
+    return exact_create_lowest_handle
+
+
+for _op, _trans in CREATE_OPS.items():
+    exact(C, _op, "HYP-MEMPARCEL-create-lowest-handle", "t1virtio hypervisor model (lowest free handle, reused after delete)",
+          refines="rule_create_parcels_sgl")(make_exact_create_rule(_trans))
 
 
 # --- accept / release / reclaim / recall

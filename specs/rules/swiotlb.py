@@ -4,11 +4,17 @@ Legality, not Linux's choice: any free run of the right length in one segment, a
 window, with the request's alignment, is a legal answer; Linux 6.1's is one of them. A search may
 always refuse (a pool may be too fragmented for its walk); a refused step changes nothing.
 Arguments are those of the proof operations (``proofs/swiotlb.py``).
+
+The exact rule (``exact_find_linux_6_1``, kind ``"exact"``) is Linux 6.1.y's answer: the run its
+area walk finds first (``slots.swiotlb_find_slots`` under ``policy.V6_1``), or its refusal. It pins
+the step to the model's own search, so ``exact ⇒ legal`` is the legality obligations of ``find``.
 """
 from __future__ import annotations
 
-from t1virtio.specs.rules import rule
-from t1virtio.swiotlb import pool
+from t1virtio import step as stp
+from t1virtio.specs.rules import exact, rule
+from t1virtio.swiotlb import policy as swpolicy
+from t1virtio.swiotlb import pool, slots
 from t1virtio.swiotlb.pool import IO_TLB_SIZE, U64, nr_slots, u64
 
 
@@ -35,6 +41,16 @@ def rule_find_takes_free_run(L, old, args, ok, new, out):
     """Accepted: nr_slots(alloc_size) free slots of one segment/area become the only new allocation."""
     return L.Implies(ok, L.And(_takes_run(L, old, new, out, nr_slots(L, args["alloc_size"])),
                                L.all_idx(len(old.list), lambda k: old.orig_addr[k] == new.orig_addr[k])))
+
+
+@exact("swiotlb", "find", "SWIOTLB-find-linux-6.1", "Linux 6.1.y swiotlb_find_slots (policy V6_1)")
+def exact_find_linux_6_1(L, old, args, ok, new, out):
+    """Linux 6.1.y's choice: accepted iff its walk finds a run, and then the run it finds first."""
+    sp = slots.swiotlb_find_slots(L, pool.preset_of(old), old, args["orig_addr"], args["alloc_size"],
+                                  args["alloc_align_mask"], args["min_align_mask"], args["boundary_mask"],
+                                  args["cpu"], swpolicy.V6_1)
+    found = stp.ok(L, sp)
+    return L.And(ok == found, L.Implies(ok, out == sp.out))
 
 
 def window_bytes(L, boundary_mask):

@@ -6,13 +6,17 @@ address, length). The rules say, for every state and argument:
 - *direction* (``SWIOTLB-BOUNCE-direction``): the copy's kind is the one the per-direction table
   allows: never orig -> slot on sync_for_device of a FROM_DEVICE buffer (ath9k), never slot -> orig
   for TO_DEVICE; map fills the slot as the policy names;
+- *map fill* (legality ``SWIOTLB-BOUNCE-map-fill-safe``, exact ``SWIOTLB-BOUNCE-direction``): a
+  map must copy the caller's data for TO_DEVICE/BIDIRECTIONAL (the device reads it), may skip that
+  copy under SKIP_CPU_SYNC, and for FROM_DEVICE may copy orig -> slot, zero the slot or copy
+  nothing, but never writes the caller's buffer; which one is the policy's choice (exact);
 - *inside* (``SWIOTLB-BOUNCE-copy-inside``): a copy's pool bytes lie inside one live streaming
   mapping (read from its head slot's records) and its caller bytes at the same distance into the
   original buffer, so they stay inside the buffer the mapping was made for.
 """
 from __future__ import annotations
 
-from t1virtio.specs.rules import rule
+from t1virtio.specs.rules import exact, rule
 from t1virtio.swiotlb import bounce as b
 from t1virtio.swiotlb import pool as swpool
 
@@ -45,8 +49,25 @@ def copy_inside(L, s, c, min_align_mask):
         swpool.u64(L, c.orig - o0) == into))
 
 
-@rule(C, "map_single", "SWIOTLB-BOUNCE-direction")
-def rule_map_fills_per_policy(L, old, args, ok, new, out):
+def allowed_map_kind(L, dir, attrs, kind):
+    """The map fills the DMA API allows any implementation (facts §1.8, §1.11)."""
+    skip = (attrs & b.DMA_ATTR_SKIP_CPU_SYNC) == b.DMA_ATTR_SKIP_CPU_SYNC
+    from_dev = L.Or(kind == b.NO_COPY, kind == b.ORIG_TO_SLOT, kind == b.ZERO_SLOT)
+    to_dev = L.Or(kind == b.ORIG_TO_SLOT, L.And(skip, kind == b.NO_COPY))
+    return L.If(dir == b.DMA_FROM_DEVICE, from_dev, to_dev)
+
+
+@rule(C, "map_single", "SWIOTLB-BOUNCE-map-fill-safe")
+def rule_map_fill_allowed(L, old, args, ok, new, out):
+    """An accepted map fills the slot at the returned address with one of the allowed kinds, never writing orig."""
+    tlb, c = out
+    return L.Implies(ok, L.And(allowed_map_kind(L, args["dir"], args["attrs"], c.kind),
+                               c.tlb == tlb, c.orig == args["orig_addr"], c.n == args["mapping_size"]))
+
+
+@exact(C, "map_single", "SWIOTLB-BOUNCE-direction", "map_bounce policy argument (pre-5.17 / 5.18+ / zero-fill)",
+       refines="rule_map_fill_allowed")
+def exact_map_fills_per_policy(L, old, args, ok, new, out):
     """An accepted map copies ``mapping_size`` bytes of the caller's buffer to the returned address, as the policy says."""
     tlb, c = out
     return L.Implies(ok, L.And(c.kind == expected_map_kind(L, args["map_bounce"], args["dir"], args["attrs"]),

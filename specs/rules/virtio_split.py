@@ -2,7 +2,9 @@
 
 Written over the side states (``DriverRing``, ``DeviceRing``) and the values a step read from
 the other side's memory, so the oracle can check a foreign driver or device on the same bytes.
-The notification rules state only the MUST half (a SHOULD NOT is never a failure). The rules use
+The notification rules state only the MUST half (a SHOULD NOT is never a failure); the exact rules
+(``exact_*``, kind ``"exact"``) state Linux 6.1.y's choices: notify as ``vring_need_event`` / the
+flags say (never when suppressed), refuse an add only when it is malformed or does not fit. The rules use
 the whole-table forms (a scan of every descriptor for the head, the chosen descriptors, a chain's
 members), so each ``op ⊨ rule`` obligation also shows that the model's guards and effects, which
 touch only what an operation needs, mean the same.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from t1virtio.specs.rules import rule
+from t1virtio.specs.rules import exact, rule
 from t1virtio.virtio.chain import MAX_CHAIN_BYTES, U32_MAX
 from t1virtio.virtio.split import VRING_AVAIL_F_NO_INTERRUPT, VRING_USED_F_NO_NOTIFY, u16
 
@@ -30,9 +32,8 @@ def _head_in_flight(L: Any, d: Any, h: Any) -> Any:
     return L.any_idx(d.size, lambda i: L.And(h == i, d.in_use[i], d.chain_of[i] == i))
 
 
-@rule("virtio_split.driver", "add_buf", "VIRTIO/model/rule#add-buf")
-def rule_add_buf_moves_chosen_descriptors(L, old, args, ok, new, out):
-    """Accepted iff well-formed and enough descriptors are free; then exactly the chosen free ones go to the device."""
+def _add_buf_legal(L, old, args):
+    """The requests a driver may accept: well formed, the chosen descriptors free, enough of them."""
     head, sel, n_in, n_out = args["head"], args["sel"], args["n_in"], args["n_out"]
     n = n_out + n_in
     used = L.If(args["indirect_used"], 1, n)
@@ -43,13 +44,30 @@ def rule_add_buf_moves_chosen_descriptors(L, old, args, ok, new, out):
                   L.all_idx(old.size, lambda i: L.Implies(picked[i], L.Not(old.in_use[i]))),
                   sum(L.If(p, 1, 0) for p in picked) == used,
                   L.Implies(args["indirect_used"], L.And(old.indirect, L.ULT(1, n))))
+    return legal, picked, used
+
+
+@rule("virtio_split.driver", "add_buf", "VIRTIO/model/rule#add-buf")
+def rule_add_buf_moves_chosen_descriptors(L, old, args, ok, new, out):
+    """Accepted only if well-formed and enough descriptors are free; then exactly the chosen free ones go to
+    the device. A driver may refuse any request (an add is the OS asking, not a MUST of the spec)."""
+    head = args["head"]
+    legal, picked, used = _add_buf_legal(L, old, args)
     slot = L.mod(old.avail_idx, old.size)
     moved = L.all_idx(old.size, lambda i: L.If(picked[i], L.And(new.in_use[i], new.chain_of[i] == head),
                                                L.And(new.in_use[i] == old.in_use[i], new.chain_of[i] == old.chain_of[i])))
-    return L.And(ok == legal, L.Implies(ok, L.And(
-        moved, new.num_free == old.num_free - used, out == head, L.at(new.avail_ring, slot) == head,
+    return L.Implies(ok, L.And(
+        legal, moved, new.num_free == old.num_free - used, out == head, L.at(new.avail_ring, slot) == head,
         _unchanged_except(L, old.avail_ring, new.avail_ring, slot), new.avail_idx == u16(L, old.avail_idx + 1),
-        new.last_used == old.last_used)))
+        new.last_used == old.last_used))
+
+
+@exact("virtio_split.driver", "add_buf", "VIRTIO/model/rule#add-buf", "Linux 6.1.y virtqueue_add_split",
+       refines="rule_add_buf_moves_chosen_descriptors")
+def exact_add_buf_refuses_only_illegal(L, old, args, ok, new, out):
+    """Linux refuses an add only when it is malformed or does not fit (-EINVAL / -ENOSPC): accepted iff legal."""
+    legal, _, _ = _add_buf_legal(L, old, args)
+    return L.And(ok == legal, rule_add_buf_moves_chosen_descriptors(L, old, args, ok, new, out))
 
 
 @rule("virtio_split.driver", "kick_prepare",
@@ -60,6 +78,22 @@ def rule_kick_when_device_asks(L, old, args, ok, new, out):
     must = L.If(old.event_idx, _in_window(L, args["avail_event"], old.avail_idx, first),
                 L.And(L.Not(old.num_added == 0), (args["used_flags"] & VRING_USED_F_NO_NOTIFY) == 0))
     return L.And(ok, L.Implies(must, out), new.num_added == 0, new.avail_idx == old.avail_idx)
+
+
+def _linux_kicks(L, old, args):
+    """virtqueue_kick_prepare_split: vring_need_event with EVENT_IDX, else the used flags alone (it kicks
+    even when nothing was added since the last kick)."""
+    first = u16(L, old.avail_idx - old.num_added)
+    return L.If(old.event_idx, _in_window(L, args["avail_event"], old.avail_idx, first),
+                (args["used_flags"] & VRING_USED_F_NO_NOTIFY) == 0)
+
+
+@exact("virtio_split.driver", "kick_prepare", "VIRTIO/model/exact#kick-only-when-asked",
+       "Linux 6.1.y virtqueue_kick_prepare_split", refines="rule_kick_when_device_asks")
+def exact_kick_only_when_asked(L, old, args, ok, new, out):
+    """Linux kicks when the device asks and, without EVENT_IDX, whenever NO_NOTIFY is clear; never when the
+    device suppressed notifications (a kick then is legal: the spec says SHOULD NOT)."""
+    return L.And(ok, out == _linux_kicks(L, old, args), new.num_added == 0, new.avail_idx == old.avail_idx)
 
 
 @rule("virtio_split.driver", "get_used", "VIRTIO/model/rule#get-used")
@@ -113,6 +147,16 @@ def rule_notify_when_driver_asks(L, old, args, ok, new, out):
     must = L.If(old.event_idx, _in_window(L, args["used_event"], old.used_idx, old.signalled),
                 L.And(L.Not(old.used_idx == old.signalled), (args["avail_flags"] & VRING_AVAIL_F_NO_INTERRUPT) == 0))
     return L.And(ok, L.Implies(must, out), new.signalled == old.used_idx)
+
+
+@exact("virtio_split.device", "need_notify", "VIRTIO/device/Virtqueues/Used Buffer Notification Suppression#notify",
+       "Linux 6.1.y vringh_need_notify", refines="rule_notify_when_driver_asks")
+def exact_notify_only_when_asked(L, old, args, ok, new, out):
+    """vringh_need_notify: vring_need_event with EVENT_IDX, else the avail flags alone; never an interrupt the
+    driver suppressed (legal: the spec says SHOULD NOT)."""
+    linux = L.If(old.event_idx, _in_window(L, args["used_event"], old.used_idx, old.signalled),
+                 (args["avail_flags"] & VRING_AVAIL_F_NO_INTERRUPT) == 0)
+    return L.And(ok, out == linux, new.signalled == old.used_idx)
 
 
 @rule("virtio_split.chain", "walk_step", "VIRTIO/model/chain#progress")

@@ -1,7 +1,7 @@
 """Rules of the virtio device status field: what any conforming device and driver may do in one step."""
 from __future__ import annotations
 
-from t1virtio.specs.rules import rule
+from t1virtio.specs.rules import exact, rule
 from t1virtio.virtio import features as F
 from t1virtio.virtio.status import (DEVICE_NEEDS_RESET, DRIVER_BITS, DRIVER_OK, FAILED, FEATURES_OK,
                                     STATUS_DEFINED, has, is_negotiating)
@@ -64,7 +64,17 @@ def rule_negotiate_version_1(L, old, args, ok, new, out):
 @rule("virtio_status", "write_config",
       "VIRTIO/driver/General Initialization And Device Operation/Device Initialization#no-config-write")
 def rule_no_config_write_while_negotiating(L, old, args, ok, new, out):
-    """A configuration write is accepted only outside init step 4."""
+    """A configuration write is accepted only outside init step 4 (a device may refuse others: config
+    fields may be read-only)."""
+    return L.Implies(ok, L.Not(is_negotiating(L, old)))
+
+
+@exact("virtio_status", "write_config", 
+       "VIRTIO/driver/General Initialization And Device Operation/Device Initialization#no-config-write",
+       "t1virtio device (docs/virtio-status.md)",
+       refines="rule_no_config_write_while_negotiating")
+def exact_config_write_outside_negotiation(L, old, args, ok, new, out):
+    """The model's device accepts every configuration write outside init step 4."""
     return ok == L.Not(is_negotiating(L, old))
 
 

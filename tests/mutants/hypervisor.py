@@ -130,6 +130,15 @@ def _view_unchecked(orig, self, addr, n, right):
     return out
 
 
+
+def _highest_free_handle(orig, L, s):
+    """Any free handle is legal; the model's (exact) choice is the lowest one."""
+    h = orig(L, s)
+    for k in range(len(s.s2) - 1, len(s.parcels)):
+        h = L.If(L.Not(s.parcels[k].live), k, h)
+    return h
+
+
 MUTANTS = [
     # --- wrapper checks (scenarios in tests/test_hypervisor.py)
     Mutant("hyp-any-vm-id", "HYP-VM-id", "scenario:test_hypervisor:bad_vm_is_refused", "HYP-VM-id",
@@ -248,4 +257,8 @@ MUTANTS = [
     Mutant("hyp-reclaim-sanitize-forgotten", "HYP-MEMPARCEL-sanitize", PR + "reclaim⊨rule_sanitize_zeroes_parcel",
            "HYP-MEMPARCEL-sanitize", replace_fn(G, "mem_reclaim", _reclaim_no_sanitize),
            "Gunyah RM reclaim SANITIZE: owner regains the borrower's bytes"),
+    # -- legality vs exactness (docs/overview.md): legal, but not the model's choice
+    Mutant("hyp-create-highest-handle", "HYP-MEMPARCEL-create-lowest-handle", PR + "share⊨exact_create_lowest_handle",
+           "HYP-MEMPARCEL-create-lowest-handle", replace_fn(G, "compute_free_handle", _highest_free_handle),
+           "synthetic: the highest free handle (legal: Gunyah's RM picks fresh handles)"),
 ]

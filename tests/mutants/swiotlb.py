@@ -164,4 +164,8 @@ MUTANTS = [
            replace_fn(S, "swiotlb_release_slots", _release_keeps("orig_addr")), "synthetic: orig_addr not invalidated"),
     Mutant("swiotlb-release-keeps-alloc-size", "SWIOTLB-release-undoes", PROOF + "take;release-restores[alloc_size]",
            "SWIOTLB-release-undoes", replace_fn(S, "swiotlb_release_slots", _release_keeps("alloc_size")), "synthetic"),
+    # -- legality vs exactness (docs/overview.md): legal, but not Linux 6.1.y's choice
+    Mutant("swiotlb-find-6.9-search", "SWIOTLB-find-linux-6.1", PROOF + "find⊨exact_find_linux_6_1",
+           "SWIOTLB-find-linux-6.1", _policy("v6.9+"),
+           "6.9's search answers another free, aligned, in-window run than 6.1's (legal, not 6.1.y)"),
 ]

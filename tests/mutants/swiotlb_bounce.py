@@ -93,6 +93,12 @@ def _unmap_any_size(orig, self, tlb_addr, mapping_size, dir, attrs=0):
     return orig(self, tlb_addr, mapping_size, dir, attrs)
 
 
+
+def _map_zero_fills(orig, L, map_bounce, dir, attrs):
+    """Every map zero-fills the slot: a TO_DEVICE buffer reaches the device as zeroes (illegal)."""
+    return b_const("ZERO_SLOT")
+
+
 MUTANTS = [
     # the historical bugs
     Mutant("bounce-ath9k-sync-for-device", "SWIOTLB-BOUNCE-direction",
@@ -108,7 +114,7 @@ MUTANTS = [
     Mutant("bounce-map-exports-from-device", "SWIOTLB-BOUNCE-no-export", f"{S}:machine_quick", "SWIOTLB-BOUNCE-no-export",
            set_default("LINUX_5_18"), "901c7280ca0d (5.18+, 6.1.y) map-time copy shipped as the default", examples=100),
     Mutant("bounce-map-ignores-policy", "SWIOTLB-BOUNCE-direction",
-           "proof:swiotlb_bounce_map:map_single⊨rule_map_fills_per_policy", "SWIOTLB-BOUNCE-direction",
+           "proof:swiotlb_bounce_map:map_single⊨exact_map_fills_per_policy", "SWIOTLB-BOUNCE-direction",
            replace_fn(B, "map_copy_kind", _no_map_bounce), "CVE-2022-0854: map skips the FROM_DEVICE bounce whatever the policy"),
     Mutant("bounce-unmap-copies-to-device", "SWIOTLB-BOUNCE-direction",
            "proof:swiotlb_bounce:unmap_single⊨rule_unmap_copies_back", "SWIOTLB-BOUNCE-direction",
@@ -144,4 +150,8 @@ MUTANTS = [
     Mutant("virtio-bounce-ipa-as-offset", "VIRTIO-BOUNCE-in-region", f"{S}:machine_quick", "VIRTIO-BOUNCE-in-region",
            replace_fn(D, "VirtioBounceOps.to_dma", _ipa_off_by_base), "synthetic: region base not subtracted",
            examples=60),
+    # -- legality: the DMA API's map fills (any policy's choice is legal; this is none of them)
+    Mutant("bounce-map-zero-fills-to-device", "SWIOTLB-BOUNCE-map-fill-safe",
+           "proof:swiotlb_bounce_map:map_single⊨rule_map_fill_allowed", "SWIOTLB-BOUNCE-map-fill-safe",
+           replace_fn(B, "map_copy_kind", _map_zero_fills), "synthetic: TO_DEVICE data replaced by zeroes"),
 ]

@@ -135,6 +135,14 @@ def _proof(component, op, target):
     return f"proof:{component}:{op}{sep}{target}"
 
 
+
+def _kick_unless_disabled(orig, L, d, flags, off, ewrap):
+    """Under DESC, a kick whatever position the device named: legal (SHOULD NOT), not Linux's choice."""
+    from t1virtio.virtio.packed import RING_EVENT_FLAGS_DISABLE
+    sp = orig(L, d, flags, off, ewrap)
+    return replace(sp, out=L.Not(flags == RING_EVENT_FLAGS_DISABLE))
+
+
 MUTANTS = [
     # ---- historical -----------------------------------------------------------------------------
     Mutant("packed-wrap-not-flipped-at-ring-end", f"{P}/driver#wrap-positions",
@@ -297,4 +305,9 @@ MUTANTS = [
            _proof(DEV + "_from_state", "init", "inv_device_in_flight"), f"{P}/device#in-flight",
            drop_guard(M, "packed_device_state_check", f"{P}/device#in-flight"),
            "issue 9: a device started holding fewer descriptors than its positions say (CVE-2016-5403 class)"),
+    # ---- legality vs exactness (docs/overview.md): legal, but not Linux 6.1.y's choice ----------
+    Mutant("packed-kick-spurious-under-desc", f"{P}/events#kick-rule",
+           f"proof:{DRV}:kick_prepare⊨exact_kick_only_at_event", f"{P}/events#kick-rule",
+           replace_fn(M, "packed_kick_prepare", _kick_unless_disabled),
+           "synthetic: kicks under DESC although the named position was not published"),
 ]

@@ -96,6 +96,12 @@ def _pop_wrong_head(orig, L, v, avail_idx, head, wlen):
     return replace(sp, out=head + 1)
 
 
+
+def _kick_always(orig, L, d, avail_event, used_flags):
+    """A spurious kick after every publish: legal (the spec's SHOULD NOT), not Linux's choice."""
+    return replace(orig(L, d, avail_event, used_flags), out=True)
+
+
 MUTANTS = [
     # -- historical bugs (facts/formal.md §5.1, §5.2)
     Mutant("split-index-compare-without-wrap", "VIRTIO/model/index#u16",
@@ -266,4 +272,8 @@ MUTANTS = [
     Mutant("split-lost-used-notification", IRQ, DEV + "need_notify⊨rule_notify_when_driver_asks", IRQ,
            replace_fn(M, "need_notify", _notify_window_empty),
            "cloud-hypervisor PR #897 class: the used_event window test misses the event"),
+    # -- legality vs exactness (docs/overview.md): legal, but not Linux 6.1.y's choice
+    Mutant("split-kick-spurious", "VIRTIO/model/exact#kick-only-when-asked",
+           DRV + "kick_prepare⊨exact_kick_only_when_asked", "VIRTIO/model/exact#kick-only-when-asked",
+           replace_fn(M, "kick_prepare", _kick_always), "synthetic: kicks although the device suppressed notifications"),
 ]
