@@ -1,0 +1,271 @@
+"""IR -> Python source that numba compiles (``@njit``, nopython) and that also runs as plain Python.
+
+One template per statement, no optimisation here (docs/performance.md, "The generator"). Every value
+is a u64 or a bool; u64 literals are module constants (``K<n>``), so the one function text runs in two
+modes that differ only in the module prelude:
+
+- ``numba``: ``K<n> = np.uint64(v)``, ``M64 = np.uint64(2**64-1)``, state as numpy ``uint64`` arrays;
+  each wrapping op is ``(a op b) & M64`` (numba folds the mask); comparisons of two uint64 are unsigned;
+  indices are uint64 (no negative-index fix-up, facts/extraction.md §4.7);
+- ``python``: the same names bound to Python ints, state as lists of ints: exact 64-bit semantics
+  through the same masks, no numba needed.
+
+A function takes the tables in the layout's order, then ``args`` (u64 words) and ``out`` (u64 words it
+fills) and returns 0, or the 1-based code of the first failed guard (``CLAUSES[code - 1]``); every
+guard is checked before the first write, so a refused step leaves the arrays as they were.
+
+``build_module`` writes the source to ``<cache>/<name>_<hash>_<mode>.py`` (named by the hash of its text,
+never rewritten), imports it by name, so numba's ``cache=True`` keeps the machine code across processes
+(``T1VIRTIO_FAST_CACHE`` moves the directory; default ``~/.cache/t1virtio/fast``).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from t1virtio.fast import ir
+from t1virtio.fast.ir import BOOL, MASK, U64, Const, Var
+
+GENERATOR_VERSION = "1"
+MODES = ("numba", "python")
+
+
+class _Consts:
+    def __init__(self) -> None:
+        self.names: dict[int, str] = {}
+
+    def name(self, v: int) -> str:
+        v &= MASK
+        if v not in self.names:
+            self.names[v] = f"K{len(self.names)}"
+        return self.names[v]
+
+
+class Printer:
+    """Prints functions of IR as Python source lines sharing one constant table."""
+
+    def __init__(self) -> None:
+        self.k = _Consts()
+        self.lines: list[str] = []
+        self.tmp = 0
+
+    def a(self, x: Any) -> str:
+        if isinstance(x, Var):
+            return f"v{x.id}"
+        if x.ty == BOOL:
+            return "True" if x.value else "False"
+        return self.k.name(x.value)
+
+    def fresh(self, base: str) -> str:
+        self.tmp += 1
+        return f"{base}{self.tmp}"
+
+    def emit(self, ind: int, text: str) -> None:
+        self.lines.append("    " * ind + text)
+
+    def op(self, s: ir.Op, ind: int) -> None:
+        a = [self.a(x) for x in s.args]
+        o, n = f"v{s.out.id}", s.op
+        if n in ("add", "sub", "mul"):
+            e = f"({a[0]} {'+-*'[('add', 'sub', 'mul').index(n)]} {a[1]}) & M64"
+        elif n in ("and", "or", "xor"):
+            e = f"{a[0]} {'&|^'[('and', 'or', 'xor').index(n)]} {a[1]}"
+        elif n in ("shl", "lshr"):
+            sym = "<<" if n == "shl" else ">>"
+            core = f"(({a[0]} << {a[1]}) & M64)" if n == "shl" else f"({a[0]} >> {a[1]})"
+            amt = s.args[1]
+            if isinstance(amt, Const):
+                e = core if amt.value < 64 else self.k.name(0)
+            else:
+                e = f"{core} if {a[1]} < {self.k.name(64)} else {self.k.name(0)}"
+            del sym
+        elif n == "udiv":
+            d = s.args[1]
+            e = f"{a[0]} // {a[1]}" if isinstance(d, Const) and d.value else \
+                f"({a[0]} // {a[1]}) if {a[1]} != {self.k.name(0)} else M64"
+        elif n == "urem":
+            d = s.args[1]
+            e = f"{a[0]} % {a[1]}" if isinstance(d, Const) and d.value else \
+                f"({a[0]} % {a[1]}) if {a[1]} != {self.k.name(0)} else {a[0]}"
+        elif n in ("eq", "beq"):
+            e = f"{a[0]} == {a[1]}"
+        elif n in ("ne", "bne"):
+            e = f"{a[0]} != {a[1]}"
+        elif n == "ult":
+            e = f"{a[0]} < {a[1]}"
+        elif n == "ule":
+            e = f"{a[0]} <= {a[1]}"
+        elif n == "land":
+            e = " and ".join(a)
+        elif n == "lor":
+            e = " or ".join(a)
+        elif n == "lnot":
+            e = f"not {a[0]}"
+        elif n == "sel":
+            e = f"{a[1]} if {a[0]} else {a[2]}"
+        elif n == "b2u":
+            e = f"{self.k.name(1)} if {a[0]} else {self.k.name(0)}"
+        else:
+            raise AssertionError(n)
+        self.emit(ind, f"{o} = {e}")
+
+    def N(self, table: str, sizes: dict, minus: int = 0) -> str:
+        """The length of ``table`` (minus ``minus``): a constant, or its run-time variable if dynamic."""
+        size = sizes[table]
+        if isinstance(size, str):
+            return f"n_{table}" if not minus else f"m_{table}"
+        return self.k.name(size - minus)
+
+    def _range(self, s: Any, ind: int, sizes: dict) -> tuple[str, int]:
+        """Open ``for j in range(lo, end)`` over ``lo .. lo+n-1`` clipped to the table; return (j, body indent)."""
+        lo, n = self.a(s.lo), self.a(s.n)
+        N = self.N(s.table, sizes)
+        e, j = self.fresh("e"), self.fresh("j")
+        self.emit(ind, f"if {lo} < {N}:")
+        self.emit(ind + 1, f"{e} = {N} if {n} > {N} - {lo} else {lo} + {n}")
+        self.emit(ind + 1, f"for {j} in range({lo}, {e}):")
+        return j, ind + 2
+
+    def block(self, blk: list, ind: int, sizes: dict) -> None:
+        for s in blk:
+            if isinstance(s, ir.Op):
+                self.op(s, ind)
+            elif isinstance(s, ir.Read):
+                t, o, n = s.table, f"v{s.out.id}", sizes[s.table]
+                if isinstance(s.idx, Const) and not isinstance(n, str):
+                    k = s.idx.value
+                    if k < n:
+                        self.emit(ind, f"{o} = {t}[{k}]")
+                    else:
+                        self.emit(ind, f"{o} = {t}[{n - 1}]" if s.default is None else f"{o} = {self.a(s.default)}")
+                else:
+                    i = self.a(s.idx)
+                    other = f"{t}[{self.N(t, sizes, 1)}]" if s.default is None else self.a(s.default)
+                    self.emit(ind, f"{o} = {t}[{i}] if {i} < {self.N(t, sizes)} else {other}")
+            elif isinstance(s, ir.Write):
+                t, n = s.table, sizes[s.table]
+                if isinstance(s.idx, Const) and not isinstance(n, str):
+                    if s.idx.value < n:
+                        self.emit(ind, f"{t}[{s.idx.value}] = {self.a(s.val)}")
+                else:
+                    i = self.a(s.idx)
+                    self.emit(ind, f"if {i} < {self.N(t, sizes)}:")
+                    self.emit(ind + 1, f"{s.table}[{i}] = {self.a(s.val)}")
+            elif isinstance(s, ir.Fill):
+                j, bi = self._range(s, ind, sizes)
+                self.emit(bi, f"{s.table}[{j}] = {self.a(s.val)}")
+            elif isinstance(s, ir.MapRange):
+                j, bi = self._range(s, ind, sizes)
+                self.emit(bi, f"v{s.k.id} = {j}")
+                self.emit(bi, f"v{s.x.id} = {s.table}[{j}]")
+                self.block(s.body, bi, sizes)
+                self.emit(bi, f"{s.table}[{j}] = {self.a(s.res)}")
+            elif isinstance(s, ir.WalkBack):
+                t, N = s.table, self.N(s.table, sizes)
+                j, k0, k1 = self.fresh("w"), self.k.name(0), self.k.name(1)
+                self.emit(ind, f"if {self.a(s.start)} <= {N}:")
+                self.emit(ind + 1, f"{j} = {self.a(s.start)}")
+                self.emit(ind + 1, f"while {j} > {k0}:")
+                b = ind + 2
+                self.emit(b, f"v{s.k.id} = {j} - {k1}")
+                self.emit(b, f"v{s.x.id} = {t}[v{s.k.id}]")
+                self.block(s.go_body, b, sizes)
+                self.emit(b, f"if not {self.a(s.go)}:")
+                self.emit(b + 1, "break")
+                self.block(s.f_body, b, sizes)
+                self.emit(b, f"{t}[v{s.k.id}] = {self.a(s.fv)}")
+                self.emit(b, f"{j} = v{s.k.id}")
+            elif isinstance(s, ir.Loop):
+                for p, i0 in zip(s.params, s.inits):
+                    self.emit(ind, f"v{p.id} = {self.a(i0)}")
+                self.emit(ind, f"for _ in range({s.n if isinstance(s.n, int) else f'len({s.n})'}):")
+                self.emit(ind + 1, f"if not v{s.params[0].id}:")
+                self.emit(ind + 2, "break")
+                self.block(s.body, ind + 1, sizes)
+                lhs = ", ".join(f"v{p.id}" for p in s.params)
+                rhs = ", ".join(self.a(x) for x in s.nexts)
+                self.emit(ind + 1, f"{lhs} = {rhs}" if len(s.params) > 1 else f"{lhs} = {rhs}")
+                for p, o in zip(s.params, s.outs):
+                    self.emit(ind, f"v{o.id} = v{p.id}")
+            elif isinstance(s, ir.Guard):
+                self.emit(ind, f"if not {self.a(s.cond)}:")
+                self.emit(ind + 1, f"return {s.code}    # {s.clause}")
+            else:
+                raise AssertionError(type(s))
+
+    def function(self, f: ir.Function) -> None:
+        params = [t for t in f.tables]
+        self.emit(0, "@njit(cache=True, boundscheck=False, error_model='numpy')")
+        self.emit(0, f"def {f.name}({', '.join(params)}):")
+        self.emit(1, f'"""Generated from the model\'s transition ({len(f.clauses)} guard clauses)."""')
+        sizes = {t: (t if t in f.dynamic else n) for t, n in f.tables.items()}
+        for t in f.tables:
+            if t in f.dynamic:
+                self.emit(1, f"n_{t} = U(len({t}))")
+                self.emit(1, f"m_{t} = n_{t} - {self.k.name(1)}")
+        self.block(f.body, 1, sizes)
+        self.emit(1, "return 0")
+        self.emit(0, "")
+        self.emit(0, "")
+
+
+def prelude(mode: str, consts: dict) -> str:
+    """The module head of ``mode``: imports and constants (the only mode-dependent text)."""
+    if mode == "numba":
+        head = ["import numpy as np", "from numba import njit", "", "U = np.uint64", f"M64 = np.uint64({MASK:#x})"]
+        head += [f"{n} = np.uint64({v:#x})" for v, n in consts.items()]
+    elif mode == "python":
+        head = ["", "", "def njit(*a, **kw):", "    return (lambda f: f) if not a else a[0]", "",
+                "", "U = int", f"M64 = {MASK:#x}"]
+        head += [f"{n} = {v:#x}" for v, n in consts.items()]
+    else:
+        raise ValueError(f"mode {mode!r}: expected one of {MODES}")
+    return "\n".join(head) + "\n"
+
+
+def generate(functions: list, extra: str = "", title: str = "") -> tuple[str, dict]:
+    """(mode-independent body text, constants) of a module holding ``functions`` and ``extra`` source."""
+    p = Printer()
+    for f in functions:
+        p.function(f)
+    clauses = {f.name: f.clauses for f in functions}
+    p.k.name(0), p.k.name(1)
+    body = f"CLAUSES = {clauses!r}\n\n\n" + "\n".join(p.lines) + "\n" + extra
+    return body, dict(p.k.names)
+
+
+def module_source(functions: list, mode: str, extra: str = "", title: str = "") -> str:
+    body, consts = generate(functions, extra, title)
+    head = f'"""Generated by t1virtio.fast.codegen (v{GENERATOR_VERSION}) {title}; mode {mode}. Do not edit."""\n'
+    return head + prelude(mode, consts) + "\n\n" + body
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("T1VIRTIO_FAST_CACHE", Path.home() / ".cache" / "t1virtio" / "fast"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def build_module(functions: list, mode: str, extra: str = "", title: str = "", stem: str = "t1vfast") -> Any:
+    """Write (once) and import the module of ``functions`` in ``mode``; return the module."""
+    src = module_source(functions, mode, extra, title)
+    h = hashlib.sha256((GENERATOR_VERSION + src).encode()).hexdigest()[:16]
+    name = f"{stem}_{h}_{'nb' if mode == 'numba' else 'py'}"
+    d = cache_dir()
+    path = d / f"{name}.py"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(src)
+        os.replace(tmp, path)
+    if str(d) not in sys.path:
+        sys.path.insert(0, str(d))
+    if name in sys.modules:
+        return sys.modules[name]
+    importlib.invalidate_caches()
+    mod = importlib.import_module(name)
+    mod.SOURCE_PATH = str(path)
+    return mod
