@@ -306,7 +306,12 @@ class MsgBackend:
             if isinstance(e, errors.InvariantViolation):
                 raise
             self.refusals.append(e)
-            out = b""   # the request still gets its one response (an empty one)
+            if MESSAGES[m.msg_id][2] is None:
+                return True     # events are never answered
+            # the request still gets its one response: the fixed part, zeroed (SET_DEVICE_STATUS: the status kept)
+            out = bytes(payload_size(MESSAGES[m.msg_id][2]))
+            if name == "SET_DEVICE_STATUS":
+                out = struct.pack("<I", self.state.dev.status)
         self._reply(m, out)
         return True
 
