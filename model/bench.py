@@ -69,6 +69,7 @@ class Config:
     ring_sizes: tuple = RING_SIZES
     occupancies: tuple = OCCUPANCIES
     model: bool = True
+    fast: bool = True
     budget: Budget = Budget()
 
 
@@ -87,7 +88,8 @@ def _ints(text: str, what: str) -> tuple:
 
 
 def parse(component: str | None = None, sizes: str | None = None, occupancy: str | None = None, model: bool = True,
-          quick: bool = False, budget: float | None = None, setup_budget: float | None = None) -> Config:
+          quick: bool = False, budget: float | None = None, setup_budget: float | None = None,
+          fast: bool = True) -> Config:
     """Check the command-line options; ``ValueError`` with a one-line message for a bad one."""
     if component is not None and component not in COMPONENTS:
         raise ValueError(f"--component {component!r}: expected one of {', '.join(COMPONENTS)}")
@@ -113,7 +115,7 @@ def parse(component: str | None = None, sizes: str | None = None, occupancy: str
             if comps != ("swiotlb",) and v > VIRTQUEUE_MAX_SIZE:
                 raise ValueError(f"--sizes: queue size {v} > {VIRTQUEUE_MAX_SIZE} (virtio 1.3 §2.7)")
         sw = ring = vals
-    return Config(components=comps, swiotlb_sizes=sw, ring_sizes=ring, occupancies=occ, model=model, budget=b)
+    return Config(components=comps, swiotlb_sizes=sw, ring_sizes=ring, occupancies=occ, model=model, fast=fast, budget=b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,6 +306,118 @@ def model_packed(num: int, b: Budget) -> tuple[int, float, float]:
 
 
 MODEL = {"swiotlb": model_swiotlb, "split": model_split, "packed": model_packed}
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast path (generated from the model's transitions, docs/performance.md)
+
+FAST_NAMES = ["map", "release", "map_single", "unmap_single"]
+FAST_NOT_YET = "not generated yet (the rings come next, issue 12)"
+
+
+def fast_handle(nslabs: int) -> Any:
+    """The generated swiotlb module for a bench pool (one code for every pool size: its length is read at run time)."""
+    from t1virtio.fast import swiotlb as fs
+    from t1virtio.swiotlb import bounce, policy, pool, slots
+    return fs.build(_pool_preset(nslabs), policy.V6_1, fs.Transitions(slots, bounce, pool), "numba", FAST_NAMES)
+
+
+def fast_swiotlb(plan: SwiotlbPlan, b: Budget) -> tuple[int, float, float, float]:
+    """The fast path on the plan's sequence: (pairs, seconds of the pairs, JIT/cache-load seconds, setup seconds).
+
+    Setup (prefill, the 64 live mappings) runs op by op through the generated functions; the timed pairs run
+    in one call of the batch driver (``pairs_nocopy`` / ``pairs_bounce``), doubling the count until the cell
+    budget is spent (at most ``max_ops``); the best rate of the last count is kept."""
+    import numpy as np
+
+    from t1virtio.fast import swiotlb as fs
+    from t1virtio.logic import CONCRETE
+    from t1virtio.swiotlb import pool as swpool
+    from t1virtio.swiotlb import policy
+    preset = _pool_preset(plan.nslabs)
+    fast = fast_handle(plan.nslabs)
+    state0 = swpool.swiotlb_init_pool(CONCRETE, preset, 0, plan.nslabs, 1, None, None, policy.V6_1).new
+    jit = fast.warm(fs.FastPool(fast, state0))
+    mod = fast.module
+    orig_mem = np.zeros(NBUF * MAP_SIZE, np.uint8)
+    pool_mem = np.zeros(plan.nslabs * 2048, np.uint8)          # resident, zeroed
+    U = np.uint64
+
+    def one_run(n: int) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        fp = fs.FastPool(fast, state0)
+        held: list = []
+        msize = MAP_SIZE if plan.copy else 0
+
+        def map_(o: int) -> int:
+            if plan.copy:
+                c, out = fp.call("map_single", [o, msize, MAP_SIZE, 0, 0, 1, 0, 0, (1 << 64) - 1, 0])
+                return out[0] if c is None else (1 << 64) - 1
+            c, out = fp.call("map", [o, 0, MAP_SIZE, 0, 0, (1 << 64) - 1, 0])
+            return out[1] if c is None else (1 << 64) - 1
+
+        def unmap(t: int) -> None:
+            if t != (1 << 64) - 1:
+                c, _ = fp.call("unmap_single", [t, msize, 0, 0, 0]) if plan.copy else fp.call("release", [t, 0, 0])
+                if c is not None:
+                    raise RuntimeError(f"fast path refused the unmap of {t:#x}: {c}")
+        fill, drop = plan.prefill()
+        for j in range(fill):
+            held.append(map_(plan.orig(j)))
+        for j in drop:
+            unmap(held[j])
+        ring = np.array([map_(plan.orig(i)) for i in range(LIVE)], np.uint64)
+        fails = np.zeros(1, np.uint64)
+        setup = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        if plan.copy:
+            c = mod.pairs_bounce(*fp.tabs, fp.args, fp.out, ring, U(n), U(plan.orig(0)), U(NBUF), U(MAP_SIZE),
+                                 orig_mem, pool_mem, U(0), fails)
+        else:
+            c = mod.pairs_nocopy(*fp.tabs, fp.args, fp.out, ring, U(n), U(plan.orig(0)), U(NBUF), U(MAP_SIZE), fails)
+        secs = time.perf_counter() - t1
+        if c:
+            raise RuntimeError(f"fast path refused an unmap: clause code {c}")
+        if fails[0]:
+            raise RuntimeError(f"{int(fails[0])} fast-path maps found no slot")
+        return secs, setup
+    n, setup_s = 1000, 0.0
+    while True:
+        secs, setup_s = one_run(n)
+        if secs >= b.cell / 4 or n >= b.max_ops:
+            break
+        n = min(b.max_ops, max(n * 2, int(n * b.cell / 4 / max(secs, 1e-6))))
+    best = secs
+    for _ in range(2):
+        best = min(best, one_run(n)[0])
+    return n, best, jit, setup_s
+
+
+def copy_rates(sizes: tuple = (4096, 65536, 1 << 20), seconds: float = 0.05) -> list[dict]:
+    """The bounce copy (the fast path's memcpy, uint64 indices) vs numpy's ``copyto``, GB/s, buffers in cache."""
+    import numpy as np
+    fast = fast_handle(1024)
+    out = []
+    for size in sizes:
+        src, dst = np.full(size, 7, np.uint8), np.zeros(size, np.uint8)
+        fast.module.memcpy(dst, np.uint64(0), src, np.uint64(0), np.uint64(size))
+
+        def rate(f: Callable[[], None]) -> float:
+            best = 0.0
+            t_end = time.perf_counter() + seconds
+            while time.perf_counter() < t_end:
+                reps = max(1, (1 << 22) // size)
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    f()
+                best = max(best, reps * size / (time.perf_counter() - t0) / 1e9)
+            return best
+        z = np.uint64(0)
+        n = np.uint64(size)
+        fr = rate(lambda: fast.module.memcpy(dst, z, src, z, n))
+        nr = rate(lambda: np.copyto(dst, src))
+        out.append(dict(bytes=size, fast_gb_s=fr, numpy_gb_s=nr, ratio=fr / nr if nr else None))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -534,6 +648,10 @@ class Row:
     linux_c_alt_loop: str | None = None   # the other C loop, where both can run the sequence
     linux_c_alt_ops_s: float | None = None
     model_setup_s: float | None = None
+    fast_ops: int | None = None           # pairs of the fast path's timed run (its own n: far more than the model's)
+    fast_ops_s: float | None = None
+    fast_jit_s: float | None = None       # compile or cache load, never counted in fast_ops_s
+    linux_c_at_fast_ops_s: float | None = None    # Linux C on the fast path's n (same sequence)
     linux_c_runs: int | None = None
     linux_py_runs: int | None = None
     notes: dict = field(default_factory=dict)
@@ -546,9 +664,24 @@ class Row:
             return self.linux_c_ops_s / self.model_ops_s
         return None
 
+    @property
+    def fast_vs_linux(self) -> float | None:
+        """Fast path ops/s over Linux C ops/s on the same n (> 1: the fast path is faster)."""
+        if self.fast_ops_s and self.linux_c_at_fast_ops_s:
+            return self.fast_ops_s / self.linux_c_at_fast_ops_s
+        return None
+
+    @property
+    def fast_vs_model(self) -> float | None:
+        if self.fast_ops_s and self.model_ops_s:
+            return self.fast_ops_s / self.model_ops_s
+        return None
+
     def as_json(self) -> dict:
         d = asdict(self)
         d["ratio"] = self.ratio
+        d["fast_vs_linux_c"] = self.fast_vs_linux
+        d["fast_vs_model"] = self.fast_vs_model
         return d
 
 
@@ -588,6 +721,16 @@ def measure(row: Row, cfg: Config, lx: Linux) -> Row:
             _note(row, "model", e)
     else:
         row.notes["model"] = "not run (--no-model)"
+    if not cfg.fast:
+        row.notes["fast"] = "not run (--no-fast)"
+    elif row.component != "swiotlb":
+        row.notes["fast"] = FAST_NOT_YET
+    else:
+        try:
+            row.fast_ops, secs, row.fast_jit_s, _ = fast_swiotlb(plan, b)
+            row.fast_ops_s = row.fast_ops / secs if secs > 0 else None
+        except Exception as e:  # noqa: BLE001 - a failed side is a note, never a dropped row
+            _note(row, "fast", e)
     n = row.model_ops or b.fixed_ops
     if row.component == "swiotlb":
         loops = [(PEER_LOOP, lx.swiotlb_c), (OUR_LOOP, lx.swiotlb_guarded)]
@@ -595,6 +738,11 @@ def measure(row: Row, cfg: Config, lx: Linux) -> Row:
             loops.reverse()          # swpeer_bench cannot prefill, and its fresh pool's pages fault on copies
         (row.linux_c_loop, primary), (alt_name, alt) = loops
         _linux(row, "linux_c", lx, lambda: primary(plan, n), b, n)
+        if row.fast_ops and not lx.reason:
+            try:
+                row.linux_c_at_fast_ops_s = best_rate(lambda: primary(plan, row.fast_ops), b)[0]
+            except Exception as e:  # noqa: BLE001 - a failed side is a note, never a dropped row
+                _note(row, "linux_c_at_fast", e)
         if not plan.occupancy and not lx.reason:
             row.linux_c_alt_loop = alt_name
             try:
@@ -634,7 +782,7 @@ def growth(rows: list[Row]) -> list[dict]:
         rs = sorted(rs, key=lambda r: r.size)
         g = dict(component=comp, variant=variant or None, occupancy=occ, smallest=rs[0].size, largest=rs[-1].size,
                  target_ops_s=TARGET[comp])
-        for side in ("model", "linux_c"):
+        for side in ("model", "linux_c", "fast", "linux_c_at_fast"):
             lo, hi = getattr(rs[0], f"{side}_ops_s"), getattr(rs[-1], f"{side}_ops_s")
             g[f"{side}_growth"] = lo / hi if lo and hi and len(rs) > 1 else None
         measured = [(r.model_ops_s, r.size) for r in rs if r.model_ops_s]
@@ -642,6 +790,10 @@ def growth(rows: list[Row]) -> list[dict]:
         g["model_sizes_measured"] = len(measured)
         g["model_sizes"] = len(rs)
         g["growth_within_2x"] = g["model_growth"] <= 2 if g["model_growth"] is not None else None
+        fv = [r.fast_vs_linux for r in rs if r.fast_vs_linux]
+        g["fast_vs_linux_c_min"] = min(fv) if fv else None
+        fm = [r.fast_vs_model for r in rs if r.fast_vs_model]
+        g["fast_vs_model_min"] = min(fm) if fm else None
         g["meets_target"] = (g["model_lowest_ops_s"] >= TARGET[comp]) if measured and len(measured) == len(rs) else None
         out.append(g)
     return out
@@ -679,9 +831,16 @@ def run(cfg: Config, progress: Callable[[str, int, int], None] = lambda what, do
     for k, row in enumerate(rows):
         progress(label(row), k, len(rows))
         measure(row, cfg, lx)
+    copies: Any = None
+    if cfg.fast and "swiotlb" in cfg.components:
+        progress("bounce copy GB/s", len(rows), len(rows))
+        try:
+            copies = copy_rates(seconds=0.02 if cfg.budget.cell < 0.5 else 0.1)
+        except Exception as e:  # noqa: BLE001 - reported, not hidden
+            copies = {"error": f"{type(e).__name__}: {e}"}
     progress("done", len(rows), len(rows))
     return dict(format="t1virtio-bench/1", machine=machine(lx), budget=asdict(cfg.budget),
-                rows=[r.as_json() for r in rows], growth=growth(rows))
+                rows=[r.as_json() for r in rows], growth=growth(rows), copy=copies)
 
 
 def problems(doc: dict, ci: bool) -> list[str]:
@@ -738,7 +897,7 @@ def render(doc: dict, console: Any) -> None:
         console.print(titles[comp], highlight=False, soft_wrap=True)
         t = Table()
         cols = (["slots", "occupancy", "variant"] if comp == "swiotlb" else ["queue size"]) + \
-            ["ops/run", "model", "Linux C", "Linux ctypes", "C/model"]
+            ["ops/run", "model", "Linux C", "Linux ctypes", "C/model", "fast", "Linux C at fast n", "fast/C", "fast/model"]
         for c in cols:
             t.add_column(c, justify="left" if c == "variant" else "right")
         notes: list[str] = []
@@ -756,7 +915,14 @@ def render(doc: dict, console: Any) -> None:
             ratio = f"{r['ratio']:,.0f}x" if r["ratio"] else "—"
             ops = str(r["model_ops"] or r["linux_c_ops"] or r["linux_py_ops"] or "—")
             lead = [size_text(comp, r["size"])] + ([f"{r['occupancy']} %", r["variant"]] if comp == "swiotlb" else [])
-            t.add_row(*lead, ops, *cells, ratio)
+            ftxt = rate_text(r.get("fast_ops_s"))
+            if "fast" in r["notes"]:
+                if r["notes"]["fast"] not in notes:
+                    notes.append(r["notes"]["fast"])
+                ftxt += f" [{notes.index(r['notes']['fast']) + 1}]"
+            fc = f"{r['fast_vs_linux_c']:.2f}x" if r.get("fast_vs_linux_c") else "—"
+            fm = f"{r['fast_vs_model']:,.0f}x" if r.get("fast_vs_model") else "—"
+            t.add_row(*lead, ops, *cells, ratio, ftxt, rate_text(r.get("linux_c_at_fast_ops_s")), fc, fm)
         console.print(t)
         for i, n in enumerate(notes):
             console.print(f"  [{i + 1}] {n}", highlight=False, soft_wrap=True)
@@ -769,6 +935,15 @@ def render(doc: dict, console: Any) -> None:
                    f"{rate_text(r['linux_c_alt_ops_s'])}" for r in rows if r["linux_c_alt_ops_s"]]
             if alt:
                 console.print(f"  the other C loop on the same ops: {'; '.join(alt)}", highlight=False, soft_wrap=True)
+    jit = [r["fast_jit_s"] for r in doc["rows"] if r.get("fast_jit_s") is not None]
+    if jit:
+        console.print(f"fast path: generated from the model (t1virtio.fast); JIT compile or cache load {max(jit):.2f} s at "
+                      f"most per cell, never timed; its pairs run in one batch call with its own n (column 'Linux C at "
+                      "fast n' is Linux C on that same n)", highlight=False, soft_wrap=True)
+    if isinstance(doc.get("copy"), list):
+        console.print("bounce copy GB/s (in cache): " + "; ".join(
+            f"{c['bytes']} B fast {c['fast_gb_s']:.1f} vs numpy {c['numpy_gb_s']:.1f} ({c['ratio']:.2f}x)"
+            for c in doc["copy"]), highlight=False, soft_wrap=True)
     console.print("growth (smallest-size rate / largest-size rate; issue 8 targets: within 2x, and at least "
                   "10,000 pairs/s or 5,000 round trips/s at every size):", highlight=False, soft_wrap=True)
     for g in doc["growth"]:
@@ -783,5 +958,90 @@ def render(doc: dict, console: Any) -> None:
                   f"{size_text(comp, g['model_lowest_at'])}" if g["model_lowest_ops_s"] else "no model rate")
         meets = {True: "at or above", False: "below", None: "unknown against"}[g["meets_target"]]
         lc = f"; Linux C {g['linux_c_growth']:.2f}x" if g["linux_c_growth"] is not None else ""
+        if g.get("fast_growth") is not None:
+            lc += f"; fast {g['fast_growth']:.2f}x"
+        if g.get("fast_vs_linux_c_min") is not None:
+            lc += f"; fast/Linux C at least {g['fast_vs_linux_c_min']:.2f}x"
         console.print(f"  {name}, {span}: {mg}; {lowest} ({g['model_sizes_measured']}/{g['model_sizes']} sizes "
                       f"measured: {meets} the {g['target_ops_s']:,} target){lc}", highlight=False, soft_wrap=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast path against Linux 6.1 at the real pool size (``t1virtio bench --fast-vs-linux N``)
+
+def fast_vs_linux(ops: int, seed: int = 12, nareas: int = 1, min_align: int = 0, check_every: int = 100_000,
+                  peer: Any = None) -> dict:
+    """``ops`` random maps (1 B..256 KiB, alignment masks 0/0x7ff/0xfff, cpus 0..7) and unmaps (random live
+    mapping) on the fast path (numba, LINUX preset: 32768 slots) and on Linux 6.1's swiotlb.c: the same slot
+    every map (or both refuse), every slot record and area every ``check_every`` ops and at the end.
+    Requests the model reports as non-terminating or oversize are not sent to Linux (it would spin)."""
+    from t1virtio.fast import swiotlb as fs
+    from t1virtio.logic import CONCRETE
+    from t1virtio.preset import LINUX
+    from t1virtio.swiotlb import bounce, policy, pool, slots
+    if peer is None:
+        lx = Linux().load()
+        if lx.reason:
+            raise RuntimeError(lx.reason)
+        peer = lx.sp
+    n = LINUX.pool_nslabs
+    start, orig_base = 0x100000, 0x100000 + n * 2048 + 0x100000
+    fast = fs.build(LINUX, policy.V6_1, fs.Transitions(slots, bounce, pool), "numba", ["map", "release"])
+    fp = fs.FastPool(fast, pool.swiotlb_init_pool(CONCRETE, LINUX, start, n, nareas, None, None, policy.V6_1).new)
+    mem = peer.GuestMemory(orig_base + 0x200000)
+    p = peer.Pool(mem, start=start, nslabs=n, nareas=nareas)
+    p.set_device(min_align_mask=min_align or None, segment_boundary_mask=(1 << 64) - 1 if min_align else None)
+    rnd = random.Random(seed)
+    live: list[int] = []
+    res = dict(ops=ops, maps=0, failed_maps=0, unmaps=0, skipped=0, mismatches=0, first_mismatch=None, checks=0)
+    t0 = time.perf_counter()
+
+    def mismatch(what: str) -> None:
+        res["mismatches"] += 1
+        if res["first_mismatch"] is None:
+            res["first_mismatch"] = what
+
+    def compare() -> None:
+        res["checks"] += 1
+        sl, s = p.slots(), fp.state
+        if list(s.list[:n]) != list(sl["list"]) or list(s.alloc_size[:n]) != list(sl["alloc_size"]):
+            mismatch("slot records differ")
+        areas = p.areas()
+        if [a["used"] for a in areas] != list(s.area_used[:nareas]) or \
+                [a["index"] for a in areas] != list(s.area_index[:nareas]):
+            mismatch("areas differ")
+    for i in range(ops):
+        if live and (rnd.random() < 0.48 or len(live) > 8000):
+            tlb = live.pop(rnd.randrange(len(live)))
+            p.unmap_single(tlb, 0, peer.TO_DEVICE)
+            c, _ = fp.call("release", [tlb, min_align, 0])
+            res["unmaps"] += 1
+            if c is not None:
+                mismatch(f"op {i}: fast path refused the unmap of {tlb:#x}: {c}")
+        else:
+            size = rnd.choice([1, 512, 2048, 4096, 4097, 8192, 16384, 65536, 1 << 18, rnd.randrange(1, 1 << 18)])
+            align = rnd.choice([0, 0, 0x7ff, 0xfff])
+            cpu = rnd.randrange(8)
+            orig = orig_base + rnd.randrange(0, 0x100000)
+            c, out = fp.call("map", [orig, 0, size, align, min_align, (1 << 64) - 1, cpu])
+            if c in ("SWIOTLB-find-no-termination", "SWIOTLB-find-too-large"):
+                res["skipped"] += 1
+                continue
+            p.set_cpu(cpu)
+            got = p.map_single(orig, 0, peer.TO_DEVICE, alloc_size=size, alloc_align_mask=align)
+            res["maps"] += 1
+            if c is None:
+                if got != out[1]:
+                    mismatch(f"op {i}: map of {size} B: Linux {got}, fast path {out[1]:#x}")
+                live.append(out[1])
+            else:
+                res["failed_maps"] += 1
+                if got is not None:
+                    mismatch(f"op {i}: Linux mapped {got:#x} where the fast path refused ({c})")
+                    p.unmap_single(got, 0, peer.TO_DEVICE)
+        if check_every and (i + 1) % check_every == 0:
+            compare()
+    compare()
+    p.close()
+    res["seconds"] = time.perf_counter() - t0
+    return res

@@ -384,13 +384,27 @@ def bench(model: bool = typer.Option(True, "--model/--no-model", help="measure t
           setup_budget: Optional[float] = typer.Option(None, "--setup-budget",
                                                        help="seconds for a cell's untimed model setup (pool prefill)"),
           quick: bool = typer.Option(False, "--quick", help="much shorter budgets (seconds in all)"),
-          as_json: bool = typer.Option(False, "--json", help="print a JSON document instead of tables")) -> None:
+          as_json: bool = typer.Option(False, "--json", help="print a JSON document instead of tables"),
+          fast: bool = typer.Option(True, "--fast/--no-fast", help="measure the generated fast path (default on)"),
+          fast_vs_linux: Optional[int] = typer.Option(None, "--fast-vs-linux", help="instead of timing: compare the "
+                                                      "fast path's slot choices with Linux 6.1 over N random ops")) -> None:
     """Model ops/s at real sizes beside Linux 6.1 (C loop and ctypes) on the same op sequences."""
     import os
 
     from t1virtio import bench as b
+    if fast_vs_linux is not None:
+        try:
+            res = b.fast_vs_linux(fast_vs_linux)
+        except Exception as e:  # noqa: BLE001 - one line
+            raise Failure(f"bench --fast-vs-linux: {type(e).__name__}: {e}") from None
+        print(json.dumps(res, indent=1) if as_json else
+              f"fast path vs Linux 6.1: {res['ops']} ops, {res['maps']} maps, {res['failed_maps']} refused, "
+              f"{res['unmaps']} unmaps, {res['mismatches']} mismatches, {res['seconds']:.1f} s")
+        if res["mismatches"]:
+            raise Failure(f"bench --fast-vs-linux: first mismatch {res['first_mismatch']}")
+        return
     try:
-        cfg = b.parse(component, sizes, occupancy, model, quick, budget, setup_budget)
+        cfg = b.parse(component, sizes, occupancy, model, quick, budget, setup_budget, fast)
     except ValueError as e:
         raise Failure(str(e), 2) from None
     with _BenchProgress() as progress:
