@@ -13,7 +13,7 @@ def _fail_input(msg: str, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"conforms": None, "unusable": line}))
     print(f"oracle: unusable input: {line}", file=sys.stderr)
-    raise typer.Exit(2)
+    sys.exit(2)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,7 +56,8 @@ def register(app: typer.Typer) -> None:
                 if v["detail"]:
                     print(f"  detail:   {v['detail']}")
                 print(f"  context:  {json.dumps(v['context'])}")
-        raise typer.Exit(0 if rep.ok else 1)
+        sys.stdout.flush()
+        sys.exit(0 if rep.ok else 1)
 
     @vectors.command("export")
     def export_cmd(dir: str = typer.Argument(..., help="output directory"),
