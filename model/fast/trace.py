@@ -447,9 +447,10 @@ class TraceBase:
 
     @staticmethod
     def BitNot(x: Any, width: int) -> Any:
-        if width != 64:
+        """``~x`` in ``width`` bits (<= 64): the concrete backend's ``~x & (2**width - 1)``."""
+        if not 0 < width <= 64:
             raise TraceError(f"{_where()}: BitNot of width {width}")
-        return op("xor", x, MASK)
+        return op("and", op("xor", x, MASK), (1 << width) - 1)
 
     @staticmethod
     def mod(x: Any, m: Any) -> Any:
