@@ -223,7 +223,7 @@ def test_model_conforms_live(component):
 def test_buggy_caught_live_and_by_trace(impl, component, clause, tmp_path):
     path = tmp_path / "min.trace.jsonl"
     with pytest.raises(live.NonConformance) as ei:
-        live.check(impl, component, max_examples=300 if component == "split_driver" else 80, max_steps=12, trace_path=path)
+        live.check(impl, component, max_examples=300 if component == "split_driver" else 80, max_steps=20 if component == "packed_driver" else 12, trace_path=path)
     assert ei.value.violation.clause == clause, ei.value
     rep = check_file(path)                         # the written minimal trace, checked from the file
     assert not rep.ok and rep.violation.clause == clause
