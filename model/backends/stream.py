@@ -38,7 +38,7 @@ class Hub:
 
     def send(self, src: Any, dst: Any, payload: bytes) -> None:
         for name in ([dst] if dst is not None else [p for p in self.ports if p != src]):
-            if name not in self.ports:
+            if name not in self.ports or name == src:     # no such port, or a hairpin: dropped
                 self.dropped += 1
                 continue
             q = self.ports[name]
