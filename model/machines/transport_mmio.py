@@ -56,7 +56,7 @@ class _RegisterMachine(RuleBasedStateMachine):
         if offset == regs.INTERRUPT_ACK:
             self.isr &= ~value
         elif offset in regs.PARAM_OFFSETS:
-            expect(not self.ready[q], REFERENCE, f"{op} accepted on ready queue {q}")
+            expect(not self.ready[q], "TRANSPORT-queue-frozen-while-ready", f"{op} accepted on ready queue {q}")
             self.params[q][regs.PARAM_OFFSETS.index(offset)] = value
         elif offset == regs.QUEUE_READY:
             self.ready[q] = value != 0
@@ -89,6 +89,13 @@ class _RegisterMachine(RuleBasedStateMachine):
                 self._write(regs.QUEUE_READY, 1)
         if nxt is not None:
             self._write(regs.STATUS, st_ | nxt)
+
+    @rule(high=st.booleans())
+    def driver_acks_one_reason(self, high):
+        """The driver handles one pending reason and writes only that bit to InterruptACK."""
+        if self.isr:
+            bit = self.isr & -self.isr if not high else 1 << (self.isr.bit_length() - 1)
+            self._write(regs.INTERRUPT_ACK, bit)
 
     @rule(reasons=st.integers(0, 7))
     def device_interrupt(self, reasons):
@@ -279,8 +286,12 @@ class IvshmemMachine(_RegisterMachine):
         n = len(self.back.refusals)
         if offset in self.FIELDS:
             self.front.write(self.FIELDS[offset], value)
-        elif offset == regs.INTERRUPT_ACK:
-            self.rf.write(offset, value)          # the event-byte path: see take_events
+        elif offset == regs.INTERRUPT_ACK:        # the frontend clears the event bytes; the backend applies it
+            if value & regs.INT_USED:
+                self.front.region.put("queue_event", 0)
+            if value & regs.INT_CONFIG:
+                self.front.region.put("config_event", 0)
+            self.back.poll()
         else:   # a 32-bit half of a 64-bit address field: the backend applies it as that register
             self.rf.write(offset, value)
         if len(self.back.refusals) > n:

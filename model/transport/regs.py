@@ -305,20 +305,22 @@ class ChannelState:
 # ------------------------------------------------------------------ concrete wrapper
 
 
-# register offset -> (transition, argument name) for the plain register writes
-_WRITES = {STATUS: (write_status, "value"), DEVICE_FEATURES_SEL: (write_device_features_sel, "value"),
-           DRIVER_FEATURES_SEL: (write_driver_features_sel, "value"),
-           DRIVER_FEATURES: (write_driver_features, "value"), QUEUE_SEL: (write_queue_sel, "value"),
-           QUEUE_READY: (write_queue_ready, "value"), QUEUE_NOTIFY: (write_queue_notify, "queue"),
-           INTERRUPT_ACK: (write_interrupt_ack, "value")}
+# register offset -> (transition name, argument name) for the plain register writes; looked up by name at
+# use, so a patched transition is the one that runs
+_WRITES = {STATUS: ("write_status", "value"), DEVICE_FEATURES_SEL: ("write_device_features_sel", "value"),
+           DRIVER_FEATURES_SEL: ("write_driver_features_sel", "value"),
+           DRIVER_FEATURES: ("write_driver_features", "value"), QUEUE_SEL: ("write_queue_sel", "value"),
+           QUEUE_READY: ("write_queue_ready", "value"), QUEUE_NOTIFY: ("write_queue_notify", "queue"),
+           INTERRUPT_ACK: ("write_interrupt_ack", "value")}
 
 
 def write_op(offset: int, value: int) -> tuple[str, Any, dict]:
     """The transition a register write at ``offset`` runs: (op name, function, arguments); KeyError if none."""
     if offset in PARAM_OFFSETS:
-        return "write_queue_param", write_queue_param, {"param": PARAM_OFFSETS.index(offset), "value": value}
-    fn, arg = _WRITES[offset]
-    return fn.__name__, fn, {arg: value}
+        return "write_queue_param", globals()["write_queue_param"], {"param": PARAM_OFFSETS.index(offset),
+                                                                     "value": value}
+    name, arg = _WRITES[offset]
+    return name, globals()[name], {arg: value}
 
 
 class RegisterFile:
@@ -329,7 +331,8 @@ class RegisterFile:
     def __init__(self, dev: S.DeviceStatusState, num_max: tuple, config: bytes = b"", vendor_id: int = 0,
                  two_phase: bool = False):
         self.state = regfile_create(dev, tuple(num_max), two_phase)
-        self.config = bytearray(config)
+        space = 0x1000 - CONFIG                 # the config area of a 4 KiB register page
+        self.config = bytearray(config[:space]) + bytes(max(0, space - len(config)))
         self.vendor_id = vendor_id
         self.last_out: Any = None
 

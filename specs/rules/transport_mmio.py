@@ -73,3 +73,21 @@ def rule_no_interrupt_while_reset(L, old, args, ok, new, out):
 def rule_reply_in_order(L, old, args, ok, new, out):
     """An accepted reply answers the request in flight."""
     return L.Implies(ok, L.And(old.in_flight, args["seq"] == old.req_seq))
+
+
+@every("write_queue_notify", "TRANSPORT-MMIO-notify-index")
+def rule_notify_banked_queue(L, old, args, ok, new, out):
+    """An accepted QueueNotify names a banked queue."""
+    return L.Implies(ok, L.And(0 <= args["queue"], args["queue"] < nqueues(old)))
+
+
+@every("driver_config_read", "TRANSPORT-MMIO-config-stable")
+def rule_config_read_stable(L, old, args, ok, new, out):
+    """A kept configuration read saw an even, unchanged generation."""
+    return L.Implies(ok, L.And(L.Not(old.config_updating), args["before"] == old.config_generation))
+
+
+@every("backend_ack_reset", "TRANSPORT-EMUL-ack-unrequested")
+def rule_ack_only_pending(L, old, args, ok, new, out):
+    """The backend's acknowledgement is accepted only for a pending reset."""
+    return L.Implies(ok, old.reset_pending)

@@ -41,3 +41,10 @@ def rule_reset_invalidates(L, old, args, ok, new, out):
 def rule_event_ack(L, old, args, ok, new, out):
     """Handling clears exactly the handled events."""
     return L.Implies(ok, new.events == old.events & ~args["mask"])
+
+
+@rule(C, "event_used", "TRANSPORT-MSG-event-queue")
+def rule_event_used_configured(L, old, args, ok, new, out):
+    """EVENT_USED names a configured queue."""
+    q = args["queue"]
+    return L.Implies(ok, L.any_idx(len(old.max_size), lambda k: L.And(q == k, old.configured[k])))
