@@ -191,6 +191,8 @@ class Printer:
                 self.emit(ind + 1, f"{lhs} = {rhs}" if len(s.params) > 1 else f"{lhs} = {rhs}")
                 for p, o in zip(s.params, s.outs):
                     self.emit(ind, f"v{o.id} = v{p.id}")
+            elif isinstance(s, ir.Len):
+                self.emit(ind, f"v{s.out.id} = {self.N(s.table, sizes)}")
             elif isinstance(s, ir.Guard):
                 self.emit(ind, f"if not {self.a(s.cond)}:")
                 self.emit(ind + 1, f"return {s.code}    # {s.clause}")

@@ -21,6 +21,7 @@ Statements (a ``Block`` is a list of them, run in order):
   ``params = nexts`` after each round; ``outs`` the final ``params`` (``L.loop``).
   ``n`` may name a table: the bound is then that table's length at run time (a size parameter).
 - ``Guard(cond, code)``: if ``cond`` is false, return ``code`` (a refused step: no write has happened).
+- ``Len(out, table)``: ``out`` = the table's length (a size parameter: one code for every size).
 """
 from __future__ import annotations
 
@@ -129,6 +130,12 @@ class Loop:
 
 
 @dataclass(eq=False)
+class Len:
+    out: Var
+    table: str
+
+
+@dataclass(eq=False)
 class Guard:
     cond: Atom
     code: int
@@ -174,6 +181,8 @@ def pretty(block: list, indent: int = 0) -> str:
             lines.append(f"{pad}loop {s.n} ({', '.join(map(repr, s.params))}) = ({', '.join(map(repr, s.inits))})")
             lines.append(pretty(s.body, indent + 1))
             lines.append(f"{pad}  next ({', '.join(map(repr, s.nexts))}) -> ({', '.join(map(repr, s.outs))})")
+        elif isinstance(s, Len):
+            lines.append(f"{pad}{s.out!r} = len({s.table})")
         elif isinstance(s, Guard):
             lines.append(f"{pad}guard {s.cond!r} else {s.code} ({s.clause})")
     return "\n".join(x for x in lines if x)

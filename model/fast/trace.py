@@ -51,6 +51,32 @@ class SizeInt(int):
         return x
 
 
+class SymSize(SizeInt):
+    """A size parameter that stays symbolic in arithmetic: ``len()`` of a dynamic table in a trace. Used as a
+    value (``atom``) it is the table's run-time length (``ir.Len``); ``size - 1`` and the like are traced
+    ops, so the printed code does not depend on the size. Python comparisons (``n <= 0``) and ``range``
+    still see the trace-time value."""
+
+    def _o(self, name: str, o: Any, rev: bool = False) -> Any:
+        if isinstance(o, bool) or not isinstance(o, (int, Tr)):
+            return NotImplemented
+        return op(name, o, self) if rev else op(name, self, o)
+
+    def __add__(self, o): return self._o("add", o)
+    def __radd__(self, o): return self._o("add", o, True)
+    def __sub__(self, o): return self._o("sub", o)
+    def __rsub__(self, o): return self._o("sub", o, True)
+    def __mul__(self, o): return self._o("mul", o)
+    def __rmul__(self, o): return self._o("mul", o, True)
+    def __floordiv__(self, o): return self._o("udiv", o)
+    def __mod__(self, o): return self._o("urem", o)
+    def __rmod__(self, o): return self._o("urem", o, True)
+    def __and__(self, o): return self._o("and", o)
+    def __rshift__(self, o): return self._o("lshr", o)
+    def __lshift__(self, o): return self._o("shl", o)
+    __hash__ = int.__hash__
+
+
 def _where() -> str:
     import sys
     f = sys._getframe(1)
@@ -74,6 +100,7 @@ class Builder:
         self.version: dict[str, int] = {}
         self.locked: set = set()
         self.fork: _Fork | None = None
+        self.lens: dict[str, Var] = {}        # dynamic table -> the variable holding its length
 
     def var(self, ty: str) -> Var:
         self.n += 1
@@ -118,6 +145,10 @@ def atom(x: Any, ty: str | None = None) -> Any:
         if ty is not None and x.a.ty != ty:
             raise TraceError(f"{_where()}: a {x.a.ty} value where a {ty} is expected")
         return x.a
+    if isinstance(x, SymSize) and _B and x.table in _B[-1].lens:
+        if ty == BOOL:
+            raise TraceError(f"{_where()}: a size used as a bool")
+        return _B[-1].lens[x.table]
     t = typeof(x)
     if ty is not None and ty != t:
         if ty == U64 and t == BOOL:
@@ -284,12 +315,22 @@ class Tr:
 class TTable:
     """A table of the traced state: reads and writes record IR against the table's newest version."""
 
-    __slots__ = ("name", "n", "ver")
+    __slots__ = ("name", "n", "ver", "boolean")
 
-    def __init__(self, name: str, n: int, ver: int = 0):
-        self.name, self.n, self.ver = name, n, ver
+    def __init__(self, name: str, n: int, ver: int = 0, boolean: bool = False):
+        self.name, self.n, self.ver, self.boolean = name, n, ver, boolean
+
+    def _val(self, v: Any) -> Any:
+        """A value as stored: a bool table stores 0/1 words."""
+        return op("b2u", v) if self.boolean and typeof(v) == BOOL else v
+
+    def _load(self, t: Any) -> Any:
+        """A stored word as read: a bool table reads ``word != 0``."""
+        return op("ne", t, 0) if self.boolean else t
 
     def __len__(self) -> int:
+        if _B and self.name in _B[-1].lens:
+            return SymSize(self.n, self.name)
         return self.n
 
     def _check(self, what: str) -> Builder:
@@ -316,22 +357,55 @@ class TTable:
         if isinstance(k, int) and not isinstance(k, bool) and default is None:
             k = k if 0 <= k < self.n else self.n - 1
         out = bld.var(U64)
-        bld.emit(ir.Read(out, self.name, atom(k, U64), None if default is None else atom(default, U64)))
-        return Tr(out)
+        bld.emit(ir.Read(out, self.name, atom(k, U64), None if default is None else atom(self._val(default), U64)))
+        return self._load(Tr(out))
 
     def _bump(self, bld: Builder) -> "TTable":
         bld.version[self.name] = self.ver + 1
-        return TTable(self.name, self.n, self.ver + 1)
+        return TTable(self.name, self.n, self.ver + 1, self.boolean)
 
     def write(self, k: Any, v: Any) -> "TTable":
         bld = self._check("write")
-        bld.emit(ir.Write(self.name, atom(k, U64), atom(v, U64)))
+        bld.emit(ir.Write(self.name, atom(k, U64), atom(self._val(v), U64)))
         return self._bump(bld)
 
     def __eq__(self, o: Any) -> bool:
         raise TraceError(f"{_where()}: comparison of whole tables")
 
     __hash__ = object.__hash__
+
+
+class SelList:
+    """A selection argument: the distinct indices ``table[0 .. count-1]`` (``table`` an extra table of the
+    trace). Concretely the model's selection is a set; the fast path passes its members as a list."""
+
+    __slots__ = ("table", "count")
+
+    def __init__(self, table: TTable, count: Any):
+        self.table, self.count = table, count
+
+
+class SelLinked:
+    """A stored selection (read from a ``SelTable``): ``count`` members, the first ``first``, each next one
+    ``link[member]``. Stored selections are disjoint while their chains are live (each index belongs to one
+    record), so one link table per index holds them all; a record is read only while it is live."""
+
+    __slots__ = ("count", "first", "link")
+
+    def __init__(self, count: Any, first: Any, link: TTable):
+        self.count, self.first, self.link = count, first, link
+
+
+class SelTable:
+    """A state table of selections (``chain_sel``): per entry a count and a first member, plus one link table."""
+
+    __slots__ = ("count", "first", "link")
+
+    def __init__(self, count: TTable, first: TTable, link: TTable):
+        self.count, self.first, self.link = count, first, link
+
+    def __len__(self) -> int:
+        return len(self.count)
 
 
 class _Z3Shim:
@@ -513,8 +587,98 @@ class TracingVocabulary(Vocabulary):
     def __init__(self) -> None:
         super().__init__(TraceBase())
 
+    # ------------------------------------------------------------ selections (lists and linked records)
+    def _scan(self, sel: SelList, init: Any, step: Callable[[Any, Any], tuple]) -> Any:
+        """Fold ``step(acc, member) -> (acc, go on)`` over a list selection's members (early exit)."""
+        cap = sel.table.n
+        _, _, acc = self.loop(cap, (self.ULT(0, sel.count), 0, init),
+                              lambda c: self._scan_body(sel, c, step))
+        return acc
+
+    def _scan_body(self, sel: SelList, c: tuple, step: Callable) -> tuple:
+        _, k, acc = c
+        acc2, more = step(acc, sel.table.read(k))
+        return (self.And(more, self.ULT(k + 1, sel.count)), k + 1, acc2)
+
+    def sel_has(self, sel: Any, i: Any) -> Any:
+        if isinstance(sel, SelList):
+            return self._scan(sel, False, lambda acc, x: (self.Or(acc, x == i), self.Not(x == i)))
+        if isinstance(sel, SelLinked):
+            raise TraceError(f"{_where()}: membership in a stored selection (walk its links instead)")
+        return Vocabulary.sel_has(self, sel, i)
+
+    def sel_count(self, sel: Any, n: int) -> Any:
+        if isinstance(sel, SelList):
+            return self._scan(sel, 0, lambda acc, x: (acc + self.If(self.ULT(x, n), 1, 0), True))
+        if isinstance(sel, SelLinked):
+            return sel.count        # stored only after sel_only_below(sel, size) held: every member counts
+        return Vocabulary.sel_count(self, sel, n)
+
+    def sel_all(self, sel: Any, n: int, pred: Callable[[int], Any]) -> Any:
+        if isinstance(sel, SelList):
+            def st(acc: Any, x: Any) -> tuple:
+                ok = self.And(acc, self.Implies(self.ULT(x, n), pred(x)))
+                return ok, ok
+            return self._scan(sel, True, st)
+        if isinstance(sel, SelLinked):
+            raise TraceError(f"{_where()}: sel_all over a stored selection")
+        return Vocabulary.sel_all(self, sel, n, pred)
+
+    def sel_only_below(self, sel: Any, n: int) -> Any:
+        if isinstance(sel, SelList):
+            def st(acc: Any, x: Any) -> tuple:
+                ok = self.And(acc, self.ULT(x, n))
+                return ok, ok
+            return self._scan(sel, True, st)
+        if isinstance(sel, SelLinked):
+            return True             # stored only after this held
+        return Vocabulary.sel_only_below(self, sel, n)
+
+    def _emit_loop(self, n: int, carry: tuple, body: Callable) -> tuple:
+        """A loop whose body writes tables (traced once, no Python branches on data inside)."""
+        bld = _b()
+        leaves, rebuild = _leaves(carry)
+        types = [typeof(v) for v in leaves]
+        params = [bld.var(t) for t in types]
+        inits = [atom(v, t) for v, t in zip(leaves, types)]
+        with bld.sub() as blk:
+            res = body(rebuild([Tr(p) for p in params]))
+            nexts = [atom(v, t) for v, t in zip(_leaves(res)[0], types)]
+        outs = [bld.var(t) for t in types]
+        bld.emit(ir.Loop(n, params, inits, blk, nexts, outs))
+        return rebuild([Tr(o) for o in outs])
+
+    def sel_map(self, seq: Sequence[Any], sel: Any, f: Callable[[int, Any], Any]) -> Any:
+        if not isinstance(sel, (SelList, SelLinked)) or not isinstance(seq, TTable):
+            return Vocabulary.sel_map(self, seq, sel, f)
+        bound = seq.name if seq.name in _b().lens else seq.n
+        size = len(seq)
+        cur = [seq]
+
+        if isinstance(sel, SelList):
+            def body(c: tuple) -> tuple:
+                _, k = c
+                x = sel.table.read(k)
+                t = cur[0]
+                old = t.read(x)
+                cur[0] = t.write(x, f(x, old))       # outside the table: skipped, as the model's
+                return (self.ULT(k + 1, sel.count), k + 1)
+            self._emit_loop(bound, (self.ULT(0, sel.count), 0), body)
+        else:
+            def body2(c: tuple) -> tuple:
+                _, k, x = c
+                t = cur[0]
+                old = t.read(x)
+                cur[0] = t.write(x, f(x, old))
+                return (self.ULT(k + 1, sel.count), k + 1, sel.link.read(x))
+            self._emit_loop(bound, (self.ULT(0, sel.count), 0, sel.first), body2)
+        del size
+        return cur[0]
+
     # ------------------------------------------------------------ reads and writes
     def at(self, seq: Sequence[Any], i: Any) -> Any:
+        if isinstance(seq, SelTable):
+            return SelLinked(seq.count.read(i), seq.first.read(i), seq.link)
         if isinstance(seq, TTable):
             return seq.read(i)
         if isinstance(i, Tr):
@@ -527,6 +691,21 @@ class TracingVocabulary(Vocabulary):
         return Vocabulary.at_or(self, seq, i, default)
 
     def update(self, seq: Sequence[Any], i: Any, v: Any) -> Any:
+        if isinstance(seq, SelTable):
+            if not isinstance(v, SelList):
+                raise TraceError(f"{_where()}: a selection table stores list selections only")
+            count = seq.count.write(i, v.count)
+            first = seq.first.write(i, v.table.read(0))
+            cur = [seq.link]
+
+            def body(c: tuple) -> tuple:
+                _, k = c
+                a, b = v.table.read(k), v.table.read(k + 1)
+                cur[0] = cur[0].write(a, b)
+                return (self.ULT(k + 2, v.count), k + 1)
+            self._emit_loop(seq.link.name if seq.link.name in _b().lens else seq.link.n,
+                            (self.ULT(1, v.count), 0), body)
+            return SelTable(count, first, cur[0])
         if isinstance(seq, TTable):
             return seq.write(i, v)
         return Vocabulary.update(self, seq, i, v)
@@ -535,7 +714,7 @@ class TracingVocabulary(Vocabulary):
         if not isinstance(seq, TTable):
             return Vocabulary.fill(self, seq, lo, n, v)
         bld = seq._check("fill")
-        bld.emit(ir.Fill(seq.name, atom(lo, U64), atom(n, U64), atom(v, U64)))
+        bld.emit(ir.Fill(seq.name, atom(lo, U64), atom(n, U64), atom(seq._val(v), U64)))
         return seq._bump(bld)
 
     def map_range(self, seq: Sequence[Any], lo: Any, n: Any, f: Callable[[Any, Any], Any]) -> Any:
@@ -546,7 +725,7 @@ class TracingVocabulary(Vocabulary):
         bld.locked.add(seq.name)
         try:
             with bld.sub() as body:
-                res = atom(call(f, Tr(k), Tr(x)), U64)
+                res = atom(seq._val(call(f, Tr(k), seq._load(Tr(x)))), U64)
         finally:
             bld.locked.discard(seq.name)
         bld.emit(ir.MapRange(seq.name, atom(lo, U64), atom(n, U64), k, x, body, res))
@@ -560,9 +739,9 @@ class TracingVocabulary(Vocabulary):
         bld.locked.add(seq.name)
         try:
             with bld.sub() as gb:
-                g = atom(call(go, Tr(k), Tr(x)), BOOL)
+                g = atom(call(go, Tr(k), seq._load(Tr(x))), BOOL)
             with bld.sub() as fb:
-                fv = atom(call(f, Tr(k), Tr(x)), U64)
+                fv = atom(seq._val(call(f, Tr(k), seq._load(Tr(x)))), U64)
         finally:
             bld.locked.discard(seq.name)
         bld.emit(ir.WalkBack(seq.name, atom(start, U64), k, x, gb, g, fb, fv))
@@ -602,7 +781,23 @@ class TracingVocabulary(Vocabulary):
             return call(f, 0)
         if not isinstance(i, Tr):
             return call(f, i if 0 <= i < n else n - 1)
-        return call(f, self.If(self.ULT(i, n), i, n - 1))
+        bld = _b()
+        saved = dict(bld.version)
+        try:
+            return call(f, self.If(self.ULT(i, n), i, n - 1))
+        except TraceError:
+            # the case function branches on its (Python int) case number: a few cases are each traced with
+            # their number and joined by selects; they must not write tables
+            if n > 8 or bld.version != saved:
+                raise
+        res = None
+        for c in range(n - 1, -1, -1):
+            r = call(f, c)
+            if bld.version != saved:
+                raise TraceError(f"{_where()}: a case function that branches on its number writes tables")
+            res = r if res is None else self.If(i == c if c < n - 1 else self.ULE(n - 1, i), r, res) \
+                if c < n - 1 else r
+        return res
 
     @staticmethod
     def effect(guards: Sequence[tuple], make: Callable[[], Any], old: Any) -> Any:
@@ -622,7 +817,7 @@ class Leaf:
     slot: int              # scalar: index in sc
     table: str             # table: its name
     n: int                 # table length
-    boolean: bool          # scalar is a bool
+    boolean: bool          # scalar is a bool / table holds bools (stored as 0/1 words)
     container: str         # table: "Table" or "tuple"
 
 
@@ -651,9 +846,11 @@ def layout_of(state: Any) -> Layout:
             for f in dataclasses.fields(x):
                 walk(getattr(x, f.name), path + (f.name,))
         elif isinstance(x, (tuple, Table)):
-            if any(not isinstance(v, int) or isinstance(v, bool) for v in (x[:] if isinstance(x, Table) else x)):
-                raise TraceError(f"field {'.'.join(path)}: a table must hold ints")
-            out.append(Leaf(path, "table", -1, "t_" + "_".join(path), len(x), False,
+            vals = x[:] if isinstance(x, Table) else x
+            flags = all(isinstance(v, bool) for v in vals) and len(vals) > 0
+            if not flags and any(not isinstance(v, int) or isinstance(v, bool) for v in vals):
+                raise TraceError(f"field {'.'.join(path)}: a table must hold ints (or bools only)")
+            out.append(Leaf(path, "table", -1, "t_" + "_".join(path), len(x), flags,
                             "Table" if isinstance(x, Table) else "tuple"))
         elif isinstance(x, int):
             out.append(Leaf(path, "scalar", sum(1 for y in out if y.kind == "scalar"), "", 0, isinstance(x, bool), ""))
@@ -702,6 +899,8 @@ def from_arrays(layout: Layout, arrays: dict) -> Any:
         else:
             a = arrays[leaf.table]
             lst = a.tolist() if hasattr(a, "tolist") else list(a)
+            if leaf.boolean:
+                lst = [bool(y) for y in lst]
             vals[leaf.path] = Table(lst) if leaf.container == "Table" else tuple(lst)
     return _rebuild(layout.template, vals)
 
@@ -742,11 +941,18 @@ def rebuild_out(tree: Any, words: Sequence[int], pos: int = 0) -> tuple[Any, int
     return cls(**kw), pos
 
 
-def trace(fn: Callable[..., Any], layout: Layout, nargs: int, name: str, dynamic: frozenset = frozenset()) -> ir.Function:
+def trace(fn: Callable[..., Any], layout: Layout, nargs: int, name: str, dynamic: frozenset = frozenset(),
+          extra: dict | None = None, selections: dict | None = None, symbolic_sizes: bool = False) -> ir.Function:
     """Trace ``fn(L, state, *args)`` (a transition returning a ``Step``) into an ``ir.Function``.
 
     ``dynamic``: tables whose length the generated code reads at run time (every size shares the code);
-    a constant index into one of them is checked at run time too."""
+    a constant index into one of them is checked at run time too. ``symbolic_sizes``: ``len()`` of a
+    dynamic table is that run-time length in arithmetic too (``SymSize``), not only as a loop bound.
+    ``extra``: further u64 tables the function takes after the state's (name -> length), e.g. the entries
+    of a selection argument (``SelList``); ``fn`` receives them as ``TTable``s after its arguments.
+    ``selections``: state tables of selections (table -> (firsts table, links table), ``SelTable``)."""
+    extra = dict(extra or {})
+    selections = dict(selections or {})
     bld = Builder()
     _B.append(bld)
     try:
@@ -762,15 +968,30 @@ def trace(fn: Callable[..., Any], layout: Layout, nargs: int, name: str, dynamic
                 prologue[leaf.path] = t
                 vals[leaf.path] = t
             else:
-                vals[leaf.path] = TTable(leaf.table, leaf.n)
+                if leaf.table in selections:
+                    first, link = selections[leaf.table]
+                    vals[leaf.path] = SelTable(TTable(leaf.table, leaf.n), TTable(first, leaf.n), TTable(link, leaf.n))
+                    for t in (leaf.table, first, link):
+                        bld.version[t] = 0
+                else:
+                    vals[leaf.path] = TTable(leaf.table, leaf.n, 0, leaf.boolean)
                 bld.version[leaf.table] = 0
         state = _rebuild(layout.template, vals)
+        for t in sorted(dynamic) if symbolic_sizes else ():
+            if t in layout.tables or t in extra:
+                v = bld.var(U64)
+                bld.emit(ir.Len(v, t))
+                bld.lens[t] = v
         args = []
         for i in range(nargs):
             v = bld.var(U64)
             bld.emit(ir.Read(v, "args", Const(i, U64)))
             args.append(Tr(v))
-        st = call(fn, TRACE, state, *args)
+        xt = []
+        for t, n in extra.items():
+            bld.version[t] = 0
+            xt.append(TTable(t, n))
+        st = call(fn, TRACE, state, *args, *xt)
         clauses: list[str] = []
         for cond, clause in st.guards:
             if cond is True:
@@ -795,16 +1016,30 @@ def trace(fn: Callable[..., Any], layout: Layout, nargs: int, name: str, dynamic
                     continue
                 a = atom(op("b2u", v) if leaf.boolean else v, U64)
                 bld.emit(ir.Write("sc", Const(leaf.slot, U64), a))
+            elif isinstance(v, SelTable):
+                for part in (v.count, v.first, v.link):
+                    if part.ver != bld.version[part.name]:
+                        raise TraceError(f"field {'.'.join(leaf.path)}: an older version of a selection table")
             elif isinstance(v, TTable):
                 if v.name != leaf.table or v.ver != bld.version[leaf.table]:
                     raise TraceError(f"field {'.'.join(leaf.path)}: the new state holds another table or an older "
                                      "version")
             elif isinstance(v, (tuple, list)) and len(v) == leaf.n:
                 for k, x in enumerate(v):
-                    bld.emit(ir.Write(leaf.table, Const(k, U64), atom(x, U64)))
+                    bld.emit(ir.Write(leaf.table, Const(k, U64), atom(op("b2u", x) if typeof(x) == BOOL else x, U64)))
             else:
                 raise TraceError(f"field {'.'.join(leaf.path)}: the new state holds {type(v).__name__}")
-        tables = {"sc": layout.nscalars, **layout.tables, "args": nargs, "out": len(out_atoms)}
-        return ir.Function(name, tables, nargs, len(out_atoms), bld.block, clauses, tree, frozenset(dynamic))
+        tabs = {}
+        for t, n in layout.tables.items():
+            tabs[t] = n
+            if t in selections:
+                tabs[selections[t][0]] = n
+                tabs[selections[t][1]] = n
+        tables = {"sc": layout.nscalars, **tabs, **extra, "args": nargs, "out": len(out_atoms)}
+        dyn = set(dynamic)
+        for t in selections:
+            if t in dyn:
+                dyn.update(selections[t])
+        return ir.Function(name, tables, nargs, len(out_atoms), bld.block, clauses, tree, frozenset(dyn))
     finally:
         _B.pop()
