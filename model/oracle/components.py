@@ -40,6 +40,7 @@ from t1virtio.virtio import split as sp
 
 REFERENCE = "MODEL-reference-agrees"    # exact mode: the implementation's result or state differs from the model's
 HONEST = "MODEL-honest-accepted"        # the implementation refused a step every conforming one accepts
+NO_TERMINATION = "SWIOTLB-find-no-termination"   # a search that would never end (legality: SWIOTLB-search-bounded)
 U64 = (1 << 64) - 1
 U32 = (1 << 32) - 1
 ERRNO_KINDS = {"ENOMEM": "exhausted", "ENOSPC": "exhausted", "EAGAIN": "exhausted", "EBUSY": "exhausted",
@@ -407,6 +408,11 @@ class SwiotlbRunner(Runner):
     # -- legality
     def legal(self, op: str, a: dict, err: str | None, result: dict, observe: dict | None) -> None:
         P, old, pol = self.preset, self.pool.state, self.policy
+        if op in ("map", "alloc") and err == NO_TERMINATION:
+            # an implementation that reports (or whose adapter detected) a slot search that never ends breaks
+            # the legality rule every search obeys, whatever the model's own policy would do
+            raise Flag("SWIOTLB-search-bounded", "a search that ends (a run, or full)", {"error": err},
+                       "the implementation's slot search did not terminate (6.1.y's do {} while (index != wrap))")
         if op == "map":
             alloc_size = a["mapping_size"] if a["alloc_size"] is None else a["alloc_size"]
             step = swslots.swiotlb_tbl_map_slots(CONCRETE, P, old, a["orig_addr"], a["mapping_size"], alloc_size,
