@@ -46,9 +46,20 @@ class BlkBackend(Backend):
     def config(self) -> bytes:
         return struct.pack("<Q", self.capacity)          # struct virtio_blk_config.capacity
 
+    def shape_ok(self, c: Any) -> bool:
+        """A 16-byte readable header and a writable status byte at the end (``SYSTEM-BLK-request``)."""
+        return bool(c.writable) and c.writable[-1][1] >= 1 and sum(n for _, n in c.readable) >= HDR
+
+    def in_range(self, sector: int, n: int) -> bool:
+        """Whole sectors, within the request bound and the capacity (§5.2.6.1: else IOERR)."""
+        return n % SECTOR == 0 and n <= self.max_bytes and sector + n // SECTOR <= self.capacity
+
+    def store(self, off: int, data: bytes) -> None:
+        self.image[off:off + len(data)] = data
+
     def handle(self, q: int, c: Any) -> int:
         ctx = self.ctx
-        if not c.writable or c.writable[-1][1] < 1 or sum(n for _, n in c.readable) < HDR:
+        if not self.shape_ok(c):
             raise errors.fail(BLK_REQUEST, f"request {c.head}: no 16-byte header or no status byte")
         hdr = ctx.gather(c.readable, HDR, "blk header")
         typ, _, sector = struct.unpack("<IIQ", hdr)
@@ -58,19 +69,17 @@ class BlkBackend(Backend):
         status, written = S_OK, 0
         if typ == T_IN:
             n = sum(k for _, k in wsegs)
-            if n % SECTOR or n > self.max_bytes or sector + n // SECTOR > self.capacity:
+            if not self.in_range(sector, n):
                 status = S_IOERR
             else:
                 off = sector * SECTOR
                 written = ctx.scatter(wsegs, bytes(self.image[off:off + n]), "blk read data")
         elif typ == T_OUT:
             n = sum(k for _, k in rsegs)
-            if n % SECTOR or n > self.max_bytes or sector + n // SECTOR > self.capacity:
+            if not self.in_range(sector, n):
                 status = S_IOERR
             else:
-                data = ctx.gather(rsegs, n, "blk write data")
-                off = sector * SECTOR
-                self.image[off:off + len(data)] = data
+                self.store(sector * SECTOR, ctx.gather(rsegs, n, "blk write data"))
         elif typ == T_FLUSH:
             self.flushes += 1
             if hasattr(self.image, "flush"):

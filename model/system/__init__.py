@@ -36,7 +36,7 @@ REGION_VA = 0xffff_8000_4000_0000      # where a secondary's kernel memremaps it
 # Sizes. The pool's preset shapes the swiotlb tables (slots, segments, areas, 4 KiB pages for coherent
 # memory); the hypervisor's preset shapes physical memory: at real size the regions are mapped with 2 MiB
 # stage-2 blocks (a 64 MiB pool is 32 blocks, not 16384 pages: the hypervisor core is O(pages) per step).
-SYSTEM_SMALL = dataclasses.replace(presets.SMALL, name="SYSTEM-SMALL", pool_nslabs=64, queue_size=8)
+SYSTEM_SMALL = dataclasses.replace(presets.SMALL, name="SMALL-SYSTEM", pool_nslabs=64, queue_size=8)
 swpool.register_geometry(SYSTEM_SMALL)
 SIZES = {"small": (SYSTEM_SMALL, 4096), "linux": (presets.LINUX, 2 << 20)}
 
@@ -311,6 +311,7 @@ class System:
             if req.done or req.failed:
                 return req
             self.step()
+            self.check()
         if not req.done and not req.failed:
             raise errors.InvariantViolation(PROGRESS, f"{req.kind} request not completed after {bound} rounds")
         return req
