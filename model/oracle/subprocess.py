@@ -315,9 +315,25 @@ class SubprocessImplementation:
 def factory(argv: Sequence[str], **kw: Any):
     """An ``ImplFactory`` starting ``argv`` for every run (``live.check(subprocess.factory([...]), ...)``)."""
     argv = list(argv)
+    fatal: list[SubprocessError] = []
+
+    class _Sticky(SubprocessImplementation):
+        def step(self, op: str, args: dict) -> dict:
+            try:
+                return super().step(op, args)
+            except SubprocessError as e:
+                fatal.append(e)
+                raise
 
     def make(header: dict, memory: bytearray | None = None) -> SubprocessImplementation:
-        return SubprocessImplementation(argv, header, memory, **kw)
+        if fatal:          # a child that hung, died or babbled once fails the run at once (no retry per example)
+            e = fatal[0]
+            raise e
+        try:
+            return _Sticky(argv, header, memory, **kw)
+        except SubprocessError as e:
+            fatal.append(e)
+            raise
 
     make.argv = argv  # type: ignore[attr-defined]
     return make
