@@ -123,7 +123,7 @@ class Backend:
                 dev.add_used(c.head, length)
                 n += 1
                 done = True
-            if done and dev.need_notify():
+            if done and not dev.broken and self._need_notify(dev):
                 ctx.notify(q)
         self.served += n
         return n
@@ -150,6 +150,14 @@ class Backend:
             self.refused.append(e.clause)
             n = 0
         dev.add_used(c.head, n)
-        if dev.need_notify():
+        if self._need_notify(dev):
             self.ctx.notify(q)
         return True
+
+    def _need_notify(self, dev: Any) -> bool:
+        """Whether the driver asked for an interrupt; a ring the driver's flags break is refused, not raised."""
+        try:
+            return dev.need_notify()
+        except errors.PeerViolation as e:
+            self.refused.append(e.clause)
+            return False

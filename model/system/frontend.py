@@ -13,7 +13,7 @@ from typing import Any
 
 from t1virtio import errors
 from t1virtio.swiotlb import bounce
-from t1virtio.swiotlb.labels import PRIVATE, Label, received_from
+from t1virtio.swiotlb.labels import received_from
 from t1virtio.virtio import features, split
 from t1virtio.virtio import status as vstatus
 
@@ -112,7 +112,11 @@ class Frontend:
             return None
         self.inflight[id(req)] = req
         req.meta["queue"], req.meta["head"] = q, head
-        self.queues[q].kick()
+        try:
+            self.queues[q].kick()
+        except errors.PeerViolation as e:      # the device's flags are corrupt: the ring is broken
+            self.broken = e.clause
+            self.abandon()
         return req
 
     def _release(self, bufs: list[Buf], check: bool) -> list[bytes]:
@@ -189,8 +193,9 @@ def _hdr(typ: int, sector: int) -> bytes:
 
 
 def status_of(req: Request) -> int | None:
-    """The status byte of a completed blk request (the last input byte), None if it never completed."""
-    return req.inputs[-1][0] if req.done and req.inputs and req.inputs[-1] else None
+    """The status byte of a completed blk request (the last input byte); None if it never completed or the
+    device's used length does not cover the status byte (it never wrote it)."""
+    return req.inputs[-1][0] if req.done and req.length >= 1 and req.inputs and req.inputs[-1] else None
 
 
 class StreamFrontend(Frontend):
