@@ -605,6 +605,8 @@ class FastSplitDriver(_FastSide):
     Built from a model driver (``from_model``): its core state, free list and chain records, and a numpy copy
     of its memory (or the array given)."""
 
+    NO_SPACE = "VIRTIO/model/driver#no-space"
+
     def __init__(self, fr: FastRings, drv: Any, mem: Any, is_peer: Any = lambda c: False):
         np = _np()
         self.fr, self.mem, self.is_peer = fr, mem, is_peer
@@ -621,12 +623,19 @@ class FastSplitDriver(_FastSide):
         self.broken = drv.broken
 
     def add_buf(self, out: list, inn: list) -> tuple:
-        if self.broken:
-            return self.broken, None
         np = _np()
         segs = list(out) + list(inn)
         sa = self._arr([a for a, _ in segs] or [0])
         sl = self._arr([n for _, n in segs] or [0])
+        if self.broken:     # the model still forces its notify when the step would fail for space, then refuses
+            tabs = [t.copy() for t in self.tabs]
+            dx = self.dx.copy()
+            c = self.fr.module.split_add(*tabs, self.args, self.out, self.sel, self.mem.copy(), self.cfg, dx,
+                                         self.next_link.copy(), self.last_of.copy(), sa, sl, np.uint64(len(out)),
+                                         np.uint64(len(inn)))
+            if self.fr.clause("s_add_buf", int(c)) == self.NO_SPACE and out:
+                self.dx[1] += 1
+            return self.broken, None
         c = self.fr.module.split_add(*self.tabs, self.args, self.out, self.sel, self.mem, self.cfg, self.dx,
                                      self.next_link, self.last_of, sa, sl, np.uint64(len(out)), np.uint64(len(inn)))
         cl = self._clause("s_add_buf", c)
@@ -699,7 +708,13 @@ class FastSplitDevice(_FastSide):
         return None, bool(self.fr.module.split_need(*self.tabs, self.args, self.out, self.mem, self.cfg))
 
     def enable_notify(self) -> tuple:
-        if self.broken:
+        if self.broken:     # the model publishes first, then refuses
+            lay = self.cfg
+            v = self.fr.state("dev", self.arrays)
+            if v.event_idx:
+                Bytes(self.mem).write(int(lay[2]) + 4 + 8 * int(lay[3]), (v.last_avail & 0xFFFF).to_bytes(2, "little"))
+            else:
+                Bytes(self.mem).write(int(lay[2]), bytes(2))
             return self.broken, None
         return None, bool(self.fr.module.split_enable(*self.tabs, self.args, self.out, self.mem, self.cfg))
 
