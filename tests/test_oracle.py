@@ -106,9 +106,10 @@ def test_vectors_deterministic_and_replay(tmp_path):
     vectors.export(tmp_path / "b", count=1)
     for f in sorted((tmp_path / "a").rglob("*.jsonl")):
         assert f.read_bytes() == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_bytes()
-        assert check_file(f, "exact").ok, f
-    assert (tmp_path / "a" / "README.md").read_text().count("Not covered") == 1
-    assert a["cases"] == 6 * 9
+        if not f.name.startswith("flag-"):            # flag-* cases are buggy traces (test_oracle_vectors.py)
+            assert check_file(f, "exact").ok, f
+    assert (tmp_path / "a" / "README.md").read_text().count("## Not covered") == 1
+    assert a["cases"] > 6 * 9
 
 
 def test_exact_speed_at_real_sizes(tmp_path):

@@ -592,6 +592,36 @@ class DoubleReleasePool(FirstFitPool):
             raise
 
 
+class TlbOffsetPool(FirstFitPool):
+    """Adds the in-slot offset twice (tlb_addr = slot + 2 * offset; 5.16's min_align_mask offset fixes)."""
+
+    def tlb(self, base: int, off: int) -> int:
+        return base + 2 * off if off else base + 64
+
+
+class AllocOverlapPool(FirstFitPool):
+    """A coherent alloc returning the page around its slot (6.3-6.8 ``swiotlb_alloc``: ``phys_to_page`` of an
+    unaligned slot): the buffer starts inside the previous allocation."""
+
+    def addr(self, base: int, a: dict) -> int:
+        return base - 2048 if (base - self.r.start) % 4096 else base
+
+
+class DriverDescriptorInUse(Wrapped):
+    """A split driver whose free list hands out a descriptor still in flight (a corrupted free list)."""
+
+    def patch(self, op: str, a: dict) -> dict | None:
+        if op != "add_buf":
+            return None
+        s = self.runner.obj.state
+        busy = [i for i in range(self.runner.size) if s.in_use[i]]
+        if not busy or not (a.get("out") or a.get("in")):
+            return None
+        r = ModelImplementation.step(self, op, a)
+        return {"head": r["head"], "descs": [r["head"]] + busy[:1] + r["descs"][1:-1]} if len(r["descs"]) > 1 else \
+            {"head": busy[0], "descs": [busy[0]]}
+
+
 BUGGY: list[tuple[type, str, str, str]] = [  # (implementation, component, clause, the bug class it recreates)
     (SegmentCrossingPool, "swiotlb", "SWIOTLB-find-rule", "seed series: a run off the segment"),
     (DoubleSlotPool, "swiotlb", "SWIOTLB-find-rule", "6.3-6.8 double allocation (04867a7a3332)"),
@@ -600,6 +630,8 @@ BUGGY: list[tuple[type, str, str, str]] = [  # (implementation, component, claus
     (BoundaryIgnoredPool, "swiotlb", "SWIOTLB-find-boundary-rule", "DMA boundary ignored"),
     (ReleaseWrongSizePool, "swiotlb", "SWIOTLB-release-rule", "release of a wrong size (seed swiotlb_free)"),
     (DoubleReleasePool, "swiotlb", "SWIOTLB-release-not-mapped", "double unmap accepted"),
+    (TlbOffsetPool, "swiotlb", "SWIOTLB-map-rule", "tlb_addr offset applied twice"),
+    (AllocOverlapPool, "swiotlb", "SWIOTLB-alloc-rule", "6.3-6.8 alloc returns the page around its slot"),
     (DeviceHeadUnchecked, "split_device", sp.HEAD_RANGE, "head >= queue size followed"),
     (DeviceAvailIdxUnchecked, "split_device", sp.AVAIL_IDX, "avail idx jump (CVE-2016-5403, vm-virtio #196)"),
     (DeviceHeadTwice, "split_device", sp.INUSE, "a chain mapped twice (CVE-2021-3748 class)"),
@@ -617,6 +649,7 @@ BUGGY: list[tuple[type, str, str, str]] = [  # (implementation, component, claus
     (DriverLenUnchecked, "split_driver", sp.USED_LEN, "used len trusted (CVE-2021-47352)"),
     (DriverUsedIdxUnchecked, "split_driver", sp.USED_IDX, "used idx jump trusted"),
     (DriverReadsPastUsedIdx, "split_driver", sp.USED_EMPTY, "used entry read before its idx"),
+    (DriverDescriptorInUse, "split_driver", "VIRTIO/model/driver#alloc", "free list hands out a busy descriptor"),
     (DriverNeverKicks, "split_driver", "VIRTIO/driver/Virtqueues/Available Buffer Notification Suppression#notify",
      "lost kick"),
     (DriverKickEventOffByOne, "split_driver", "VIRTIO/driver/Virtqueues/Available Buffer Notification Suppression#notify",
