@@ -416,6 +416,267 @@ def split_rt({D}, {V}, W_sc, args, out, sel, mem, cfg, dx, next_link, last_of, s
 def memcpy(dst, doff, src, soff, n):
     for i in range(U(0), n):
         dst[doff + i] = src[soff + i]
+
+
+@njit(cache=True, boundscheck=False)
+def st_body(mem, a, addr, ln, id):
+    st(mem, a, 8, addr)
+    st(mem, a + U(8), 4, ln)
+    st(mem, a + U(12), 2, id)
+
+
+@njit(cache=True, boundscheck=False)
+def packed_add({PD}, args, out, mem, cfg, px, next_id, last_id, seg_addr, seg_len, n_out, n_in):
+    """PackedDriver.add: 0 and out[0] = id, or the clause code. cfg: desc, driver, device, num, region lo, hi,
+    indirect arena, indirect max, device indirect, driver indirect, device chain limit."""
+    num = cfg[3]
+    nseg = n_out + n_in
+    wlen = U(0)
+    for j in range(U(0), nseg):
+        if j >= n_out:
+            wlen += seg_len[j]
+    mx = cfg[7] if cfg[7] < num else num
+    ind = cfg[9] != U(0) and nseg > U(1) and nseg <= mx and PD_sc[{SPD_num_free}] > U(0)
+    n = U(1) if ind else nseg
+    id = px[0]
+    args[0] = n
+    args[1] = wlen
+    args[2] = id
+    c = p_add({PD}, args, out)
+    if c != 0:
+        return c
+    head = out[0]
+    wrap = out[1]
+    if ind:
+        table = cfg[6] + id * cfg[7] * U(16)
+        for k in range(U(0), nseg):
+            a = table + U(16) * k
+            st_body(mem, a, seg_addr[k], seg_len[k], U(0))
+            st(mem, a + U(14), 2, U(2) if k >= n_out else U(0))
+        st_body(mem, cfg[0] + U(16) * head, table, U(16) * nseg, id)
+        hf = (U(0x80) if wrap else U(0x8000)) | U(4)
+        px[0] = next_id[id]
+        last_id[id] = id
+    else:
+        hf = U(0)
+        curr = id
+        for k in range(U(0), nseg):
+            slot = head + k
+            wk = wrap
+            if slot >= num:
+                slot -= num
+                wk = U(1) - wrap
+            fl = U(0x80) if wk else U(0x8000)
+            if k < n - U(1):
+                fl |= U(1)
+            if k >= n_out:
+                fl |= U(2)
+            st_body(mem, cfg[0] + U(16) * slot, seg_addr[k], seg_len[k], id)
+            if k == U(0):
+                hf = fl
+            else:
+                st(mem, cfg[0] + U(16) * slot + U(14), 2, fl)
+            last_id[id] = curr
+            curr = next_id[curr]
+        px[0] = curr
+    st(mem, cfg[0] + U(16) * head + U(14), 2, hf)
+    out[0] = id
+    return 0
+
+
+@njit(cache=True, boundscheck=False)
+def packed_kick({PD}, args, out, mem, cfg):
+    ow = ld(mem, cfg[2], 2)
+    args[0] = ld(mem, cfg[2] + U(2), 2)
+    args[1] = ow & U(0x7FFF)
+    args[2] = ow >> U(15)
+    p_kick_prepare({PD}, args, out)
+    return out[0]
+
+
+@njit(cache=True, boundscheck=False)
+def packed_get({PD}, args, out, mem, cfg, px, next_id, last_id):
+    """PackedDriver.get_used: 0 and out = (id, len); 200 when nothing is used (no step); else the clause code."""
+    a = cfg[0] + U(16) * PD_sc[{SPD_last_used}]
+    ln = ld(mem, a + U(8), 4)
+    id = ld(mem, a + U(12), 2)
+    fl = ld(mem, a + U(14), 2)
+    args[0] = (fl >> U(7)) & U(1)
+    args[1] = (fl >> U(15)) & U(1)
+    args[2] = id
+    args[3] = ln if fl & U(2) else U(0)
+    c = p_get_used({PD}, args, out)
+    if c == {C_p_get_used_NO_USED}:
+        return 200
+    if c != 0:
+        return c
+    next_id[last_id[id]] = px[0]
+    px[0] = id
+    if PD_sc[{SPD_event_flags}] == U(2):
+        st(mem, cfg[1], 2, PD_sc[{SPD_last_used}] | (PD_sc[{SPD_used_wrap}] << U(15)))
+    return 0
+
+
+@njit(cache=True, boundscheck=False)
+def packed_pop({PV}, PW_sc, args, out, mem, cfg, seg_addr, seg_len, seg_w, nseg):
+    """PackedDevice.pop: 0 and out = (id, ndesc); 200 when the head is not available (no step); 100 + the ring
+    walk's code, 150 + the table walk's, 99 for a read outside memory; else packed_pop's code."""
+    num = cfg[3]
+    na = PV_sc[{SPV_next_avail}]
+    aw = PV_sc[{SPV_avail_wrap}]
+    hfl = ld(mem, cfg[0] + U(16) * na + U(14), 2)
+    PW_sc[{SPW_num}] = num
+    PW_sc[{SPW_limit}] = cfg[10]
+    PW_sc[{SPW_ring_descs}] = U(0)
+    PW_sc[{SPW_table_descs}] = U(0)
+    PW_sc[{SPW_total}] = U(0)
+    PW_sc[{SPW_wlen}] = U(0)
+    PW_sc[{SPW_writing}] = U(0)
+    PW_sc[{SPW_indirect}] = U(0)
+    nmem = U(len(mem))
+    n = U(0)
+    for k in range(U(0), num + U(1)):
+        if k < num:
+            slot = na + k
+            wrap = aw
+            if slot >= num:
+                slot -= num
+                wrap = U(1) - aw
+        else:
+            slot = na
+            wrap = U(1) - aw
+        a = cfg[0] + U(16) * slot
+        addr = ld(mem, a, 8)
+        ln = ld(mem, a + U(8), 4)
+        id = ld(mem, a + U(12), 2)
+        fl = ld(mem, a + U(14), 2)
+        av = (fl >> U(7)) & U(1)
+        us = (fl >> U(15)) & U(1)
+        ok = av == wrap and us != wrap
+        if k == U(0) and not ok:
+            return 200
+        ind = (fl & U(4)) != U(0)
+        nx = (fl & U(1)) != U(0)
+        wr = (fl & U(2)) != U(0)
+        args[0] = U(1) if ok else U(0)
+        args[1] = U(1) if nx else U(0)
+        args[2] = U(1) if wr else U(0)
+        args[3] = U(1) if ind else U(0)
+        args[4] = ln
+        args[5] = U(1) if (addr >= cfg[4] and addr <= cfg[5] and ln <= cfg[5] - addr) else U(0)
+        args[6] = cfg[8]
+        c = p_walk_ring(PW_sc, args, out)
+        if c != 0:
+            return 100 + c
+        if ind:
+            m = ln // U(16)
+            if m > cfg[10]:
+                m = cfg[10]
+            for e in range(U(0), m):
+                ea = addr + U(16) * e
+                if ea > nmem or nmem - ea < U(16):
+                    return 99
+                eaddr = ld(mem, ea, 8)
+                eln = ld(mem, ea + U(8), 4)
+                efl = ld(mem, ea + U(14), 2)
+                args[0] = U(1) if (efl & U(2)) != U(0) else U(0)
+                args[1] = U(1) if (efl & U(4)) != U(0) else U(0)
+                args[2] = eln
+                args[3] = U(1) if (eaddr >= cfg[4] and eaddr <= cfg[5] and eln <= cfg[5] - eaddr) else U(0)
+                c = p_walk_table(PW_sc, args, out)
+                if c != 0:
+                    return 150 + c
+                if n < U(len(seg_addr)):
+                    seg_addr[n] = eaddr
+                    seg_len[n] = eln
+                    seg_w[n] = (efl >> U(1)) & U(1)
+                n += U(1)
+        else:
+            if n < U(len(seg_addr)):
+                seg_addr[n] = addr
+                seg_len[n] = ln
+                seg_w[n] = U(1) if wr else U(0)
+            n += U(1)
+        if not nx:
+            nseg[0] = n
+            args[0] = (hfl >> U(7)) & U(1)
+            args[1] = (hfl >> U(15)) & U(1)
+            args[2] = k + U(1)
+            args[3] = id
+            args[4] = PW_sc[{SPW_wlen}]
+            c = p_pop({PV}, args, out)
+            out[0] = id
+            out[1] = k + U(1)
+            return c
+    return 98
+
+
+@njit(cache=True, boundscheck=False)
+def packed_push({PV}, args, out, mem, cfg, id, length):
+    args[0] = id
+    args[1] = length
+    c = p_push_used({PV}, args, out)
+    if c != 0:
+        return c
+    a = cfg[0] + U(16) * out[0]
+    st(mem, a + U(8), 4, length)
+    st(mem, a + U(12), 2, id)
+    fl = U(0x8080) if out[1] else U(0)
+    if length != U(0):
+        fl |= U(2)
+    st(mem, a + U(14), 2, fl)
+    return 0
+
+
+@njit(cache=True, boundscheck=False)
+def packed_need({PV}, args, out, mem, cfg):
+    ow = ld(mem, cfg[1], 2)
+    args[0] = ld(mem, cfg[1] + U(2), 2)
+    args[1] = ow & U(0x7FFF)
+    args[2] = ow >> U(15)
+    p_need_notify({PV}, args, out)
+    return out[0]
+
+
+@njit(cache=True, boundscheck=False)
+def packed_rt({PD}, {PV}, PW_sc, args, out, mem, cfg, px, next_id, last_id, seg_addr, seg_len, seg_w, nseg,
+              data, seglen, n, depth, copy):
+    """The bench's packed round trips (as split_rt): add to ``depth``, kick_prepare; pop until none, push_used
+    each (copying ``seglen`` bytes into the writable part when ``copy``); need_notify; get_used one."""
+    sa = np.zeros(2, np.uint64)
+    sl = np.zeros(2, np.uint64)
+    inflight = U(0)
+    for i in range(U(0), n):
+        while inflight < depth:
+            sa[0] = data
+            sa[1] = data + seglen
+            sl[0] = seglen
+            sl[1] = seglen
+            c = packed_add({PD}, args, out, mem, cfg, px, next_id, last_id, sa, sl, U(1), U(1))
+            if c != 0:
+                return c
+            inflight += U(1)
+        packed_kick({PD}, args, out, mem, cfg)
+        while True:
+            c = packed_pop({PV}, PW_sc, args, out, mem, cfg, seg_addr, seg_len, seg_w, nseg)
+            if c == 200:
+                break
+            if c != 0:
+                return c
+            h = out[0]
+            if copy:
+                for j in range(U(0), nseg[0]):
+                    if seg_w[j]:
+                        memcpy(mem, seg_addr[j], mem, seg_addr[0], seglen)
+            c = packed_push({PV}, args, out, mem, cfg, h, seglen)
+            if c != 0:
+                return c
+        packed_need({PV}, args, out, mem, cfg)
+        c = packed_get({PD}, args, out, mem, cfg, px, next_id, last_id)
+        if c != 0:
+            return c
+        inflight -= U(1)
+    return 0
 '''
 
 
@@ -830,3 +1091,115 @@ def fast_vs_linux_split(vp: Any, m: Models, nops: int, seed: int = 1, N: int = 3
     lin_d.close()
     lin_v.close()
     return bad
+
+
+def packed_clause(fr_: FastRings, name: str, code: int) -> str | None:
+    """The clause of a packed glue function's code (``packed_pop``: 100 + the ring walk's, 150 + the table walk's)."""
+    if code in (0, 200):
+        return None
+    if code >= 150:
+        return fr_.functions["p_walk_table"].clauses[code - 151]
+    if code >= 100:
+        return fr_.functions["p_walk_ring"].clauses[code - 101]
+    if code in (98, 99):
+        return {98: "walk bound", 99: "memory"}[code]
+    return fr_.functions[name].clauses[code - 1]
+
+
+class FastPackedDriver(_FastSide):
+    """``PackedDriver``'s hot-path methods (add, kick_prepare, get_used) over the generated module."""
+
+    def __init__(self, fr_: FastRings, drv: Any, mem: Any):
+        np = _np()
+        self.fr, self.mem = fr_, mem
+        self.arrays = fr_.arrays("pdrv", drv.state)
+        self.tabs = fr_.tabs("pdrv", self.arrays)
+        lay = drv.layout
+        self.cfg = self._arr([lay.desc, lay.driver, lay.device, drv.num, 0, 0, drv.indirect_gpa or 0,
+                              drv.indirect_max, 0, 1 if drv.indirect else 0, 0])
+        self.px = self._arr([drv.free_head])
+        self.next_id, self.last_id = self._arr(list(drv.next_id)), self._arr(list(drv.last_id))
+        self.args, self.out = np.zeros(10, np.uint64), np.zeros(4, np.uint64)
+
+    def add(self, out: list, inn: list) -> tuple:
+        np = _np()
+        segs = list(out) + list(inn)
+        sa = self._arr([a for a, _ in segs] or [0])
+        sl = self._arr([n for _, n in segs] or [0])
+        c = int(self.fr.module.packed_add(*self.tabs, self.args, self.out, self.mem, self.cfg, self.px, self.next_id,
+                                          self.last_id, sa, sl, np.uint64(len(out)), np.uint64(len(inn))))
+        cl = packed_clause(self.fr, "p_add", c)
+        return (cl, None) if cl else (None, int(self.out[0]))
+
+    def kick_prepare(self) -> tuple:
+        return None, bool(self.fr.module.packed_kick(*self.tabs, self.args, self.out, self.mem, self.cfg))
+
+    def get_used(self) -> tuple:
+        """(clause, (id, len) or None when nothing is used)."""
+        c = int(self.fr.module.packed_get(*self.tabs, self.args, self.out, self.mem, self.cfg, self.px, self.next_id,
+                                          self.last_id))
+        if c == 200:
+            return None, None
+        cl = packed_clause(self.fr, "p_get_used", c)
+        return (cl, None) if cl else (None, (int(self.out[0]), int(self.out[1])))
+
+    @property
+    def state(self) -> Any:
+        return self.fr.state("pdrv", self.arrays)
+
+
+class FastPackedDevice(_FastSide):
+    """``PackedDevice``'s hot-path methods (pop, push_used, need_notify) over the generated module."""
+
+    def __init__(self, fr_: FastRings, dev: Any, mem: Any):
+        np = _np()
+        self.fr, self.mem = fr_, mem
+        self.arrays = fr_.arrays("pdev", dev.state)
+        self.tabs = fr_.tabs("pdev", self.arrays)
+        lay = dev.layout
+        self.cfg = self._arr([lay.desc, lay.driver, lay.device, dev.num, dev.region[0], dev.region[1], 0, 0,
+                              1 if dev.indirect else 0, 0, dev.limit])
+        self.wsc = np.zeros(fr_.layouts["pwalk"].nscalars, np.uint64)
+        cap = dev.num * (1 + dev.limit) + 1
+        self.seg_addr, self.seg_len, self.seg_w = (np.zeros(cap, np.uint64) for _ in range(3))
+        self.nseg = np.zeros(1, np.uint64)
+        self.args, self.out = np.zeros(10, np.uint64), np.zeros(4, np.uint64)
+
+    def pop(self) -> tuple:
+        """(clause, (id, readable, writable, ndesc) or None when nothing is available)."""
+        c = int(self.fr.module.packed_pop(*self.tabs, self.wsc, self.args, self.out, self.mem, self.cfg, self.seg_addr,
+                                          self.seg_len, self.seg_w, self.nseg))
+        if c == 200:
+            return None, None
+        cl = packed_clause(self.fr, "p_pop", c)
+        if cl:
+            return cl, None
+        k = int(self.nseg[0])
+        segs = [(int(self.seg_addr[j]), int(self.seg_len[j]), bool(self.seg_w[j])) for j in range(k)]
+        return None, (int(self.out[0]), [(a, n) for a, n, w in segs if not w], [(a, n) for a, n, w in segs if w],
+                      int(self.out[1]))
+
+    def push_used(self, id: int, length: int) -> tuple:
+        np = _np()
+        c = int(self.fr.module.packed_push(*self.tabs, self.args, self.out, self.mem, self.cfg, np.uint64(id & U64),
+                                           np.uint64(length & U64)))
+        return packed_clause(self.fr, "p_push_used", c), None
+
+    def need_notify(self) -> tuple:
+        return None, bool(self.fr.module.packed_need(*self.tabs, self.args, self.out, self.mem, self.cfg))
+
+    @property
+    def state(self) -> Any:
+        return self.fr.state("pdev", self.arrays)
+
+
+def packed_round_trips(fr_: FastRings, fd: FastPackedDriver, fv: FastPackedDevice, data: int, seglen: int, n: int,
+                       depth: int, copy: int) -> int:
+    """``n`` of the bench's packed round trips in one call (``packed_rt``); 0 or the first refusal's code."""
+    np = _np()
+    cfg = fd.cfg.copy()
+    cfg[4], cfg[5], cfg[8], cfg[10] = fv.cfg[4], fv.cfg[5], fv.cfg[8], fv.cfg[10]
+    u = np.uint64
+    return int(fr_.module.packed_rt(*fd.tabs, *fv.tabs, fv.wsc, fd.args, fd.out, fd.mem, cfg, fd.px, fd.next_id,
+                                    fd.last_id, fv.seg_addr, fv.seg_len, fv.seg_w, fv.nseg, u(data), u(seglen), u(n),
+                                    u(depth), u(copy)))
