@@ -33,6 +33,9 @@ class SystemMachine(RuleBasedStateMachine):
         self.twins = [System(Config(secret=1, **cfg)), System(Config(secret=2, **cfg))]
         self.hostile = hostile
         self.bad_sec = 1 if hostile == "secondary" else None
+        if self.bad_sec:     # it scribbles over its own bounce slots: what its own buffers get back is its doing
+            for s in self.twins:
+                s.secondaries[0].check_received = False
         self.disk = {v: bytearray(SECTORS * 512) for v in range(1, N_SEC + 1)}
         self.pending: list[tuple[int, list, object]] = []     # (secondary, [req per twin], expectation)
         self.expect_rx: dict[tuple[str, int], list[bytes]] = {}

@@ -126,6 +126,7 @@ class Secondary:
     def __init__(self, system: "System", v: int):
         cfg, hv = system.cfg, system.hv
         self.system, self.v, self.labels = system, v, cfg.labels
+        self.check_received = cfg.labels        # received_from at every unmap (off for a hostile secondary)
         self.pri, self.sec_ipa, self.size = hv.shared_region(v)
         self.ram, self.ram_size = hv.private_region(v)
         self.priv_name, self.shared_name = f"priv{v}", f"shared{v}"

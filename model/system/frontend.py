@@ -126,7 +126,7 @@ class Frontend:
                 sec.ops.unmap_page(b.dma, b.n, b.dir)
             if b.dir == FROM_DEV and b.dma >= 0:
                 data = sec.caller.read(b.orig, b.n)
-                if check and sec.labels:
+                if check and sec.check_received:
                     received_from(sec.shadow, list(sec.shadow.get(sec.priv_name, b.orig - sec.ram, b.n)), b.owner,
                                   b.since, f"{self.name} buffer at {b.orig:#x}")
                 out.append(bytes(data))
