@@ -369,23 +369,28 @@ def split_enable({V}, args, out, mem, cfg):
 @njit(cache=True, boundscheck=False)
 def split_rt({D}, {V}, W_sc, args, out, sel, mem, cfg, dx, next_link, last_of, seg_addr, seg_len, seg_w, nseg,
              data, seglen, n, depth, copy):
-    """The bench's split round trips: keep ``depth`` buffers in flight (one readable + one writable segment of
-    ``seglen`` at ``data`` / ``data + seglen``, per buffer slot); each round: add until depth, kick_prepare; the
-    device pops every chain (copying ``seglen`` bytes into its writable part when ``copy``), marks it used,
-    re-enables and pops again if needed, need_notify; the driver takes one used buffer. Returns 0 or a code."""
+    """The bench's split round trips, as the peer's ``vpeer_ring_bench`` loop: until ``n`` buffers are back, add
+    buffers (one readable + one writable segment of ``seglen``, buffer slot ``added % depth`` at ``data``) until
+    ``depth`` are in flight or the ring is full, kick_prepare; the device pops every chain (copying the readable
+    bytes into the writable part when ``copy``) and marks it used with ``seglen``, re-enables and pops again if
+    needed, need_notify; the driver takes every used buffer. Returns 0 or the first refusal's code."""
     sa = np.zeros(2, np.uint64)
     sl = np.zeros(2, np.uint64)
-    inflight = U(0)
-    for i in range(U(0), n):
-        while inflight < depth:
-            sa[0] = data
-            sa[1] = data + seglen
+    added = U(0)
+    done = U(0)
+    while done < n:
+        while added - done < depth and added < n:
+            slot = added % depth
+            sa[0] = data + slot * U(2) * seglen
+            sa[1] = sa[0] + seglen
             sl[0] = seglen
             sl[1] = seglen
             c = split_add({D}, args, out, sel, mem, cfg, dx, next_link, last_of, sa, sl, U(1), U(1))
+            if c == {C_s_add_buf_NO_SPACE}:
+                break
             if c != 0:
                 return c
-            inflight += U(1)
+            added += U(1)
         split_kick({D}, args, out, mem, cfg)
         while True:
             while True:
@@ -405,10 +410,13 @@ def split_rt({D}, {V}, W_sc, args, out, sel, mem, cfg, dx, next_link, last_of, s
             if split_enable({V}, args, out, mem, cfg):
                 break
         split_need({V}, args, out, mem, cfg)
-        c = split_get({D}, args, out, mem, cfg, dx, next_link, last_of)
-        if c != 0:
-            return c
-        inflight -= U(1)
+        while True:
+            c = split_get({D}, args, out, mem, cfg, dx, next_link, last_of)
+            if c == {C_s_get_used_EMPTY}:
+                break
+            if c != 0:
+                return c
+            done += U(1)
     return 0
 
 
@@ -641,21 +649,25 @@ def packed_need({PV}, args, out, mem, cfg):
 @njit(cache=True, boundscheck=False)
 def packed_rt({PD}, {PV}, PW_sc, args, out, mem, cfg, px, next_id, last_id, seg_addr, seg_len, seg_w, nseg,
               data, seglen, n, depth, copy):
-    """The bench's packed round trips (as split_rt): add to ``depth``, kick_prepare; pop until none, push_used
-    each (copying ``seglen`` bytes into the writable part when ``copy``); need_notify; get_used one."""
+    """The bench's packed round trips (as split_rt): add to ``depth`` in flight, kick_prepare; pop until none,
+    push_used each (copying when ``copy``); need_notify; get_used until none."""
     sa = np.zeros(2, np.uint64)
     sl = np.zeros(2, np.uint64)
-    inflight = U(0)
-    for i in range(U(0), n):
-        while inflight < depth:
-            sa[0] = data
-            sa[1] = data + seglen
+    added = U(0)
+    done = U(0)
+    while done < n:
+        while added - done < depth and added < n:
+            slot = added % depth
+            sa[0] = data + slot * U(2) * seglen
+            sa[1] = sa[0] + seglen
             sl[0] = seglen
             sl[1] = seglen
             c = packed_add({PD}, args, out, mem, cfg, px, next_id, last_id, sa, sl, U(1), U(1))
+            if c == {C_p_add_RING_SPACE}:
+                break
             if c != 0:
                 return c
-            inflight += U(1)
+            added += U(1)
         packed_kick({PD}, args, out, mem, cfg)
         while True:
             c = packed_pop({PV}, PW_sc, args, out, mem, cfg, seg_addr, seg_len, seg_w, nseg)
@@ -672,10 +684,13 @@ def packed_rt({PD}, {PV}, PW_sc, args, out, mem, cfg, px, next_id, last_id, seg_
             if c != 0:
                 return c
         packed_need({PV}, args, out, mem, cfg)
-        c = packed_get({PD}, args, out, mem, cfg, px, next_id, last_id)
-        if c != 0:
-            return c
-        inflight -= U(1)
+        while True:
+            c = packed_get({PD}, args, out, mem, cfg, px, next_id, last_id)
+            if c == 200:
+                break
+            if c != 0:
+                return c
+            done += U(1)
     return 0
 '''
 
