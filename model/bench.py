@@ -35,7 +35,8 @@ from t1virtio.preset import VIRTQUEUE_MAX_SIZE
 PEERS = Path(os.environ.get("T1VIRTIO_LINUX_PEERS", Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "linux"))
 COMPONENTS = ("swiotlb", "split", "packed")
 SWIOTLB_SIZES = (1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18)
-RING_SIZES = (16, 64, 256, 1024, 4096, VIRTQUEUE_MAX_SIZE)
+RING_SIZES = (64, 256, 1024, 4096, VIRTQUEUE_MAX_SIZE)
+RING_VARIANTS = ("depth 1", "half ring", "indirect", "4 KiB copy")
 OCCUPANCIES = (0, 50, 90)
 LIVE, MAP_SIZE, NBUF, SEG = 64, 4096, 64, 64         # as the peer's swpeer_bench / vpeer_ring_bench
 TARGET = {"swiotlb": 10_000, "split": 5_000, "packed": 5_000}   # issue 8: ops/s at every size
@@ -43,6 +44,7 @@ UNIT = {"swiotlb": "pairs/s", "split": "round trips/s", "packed": "round trips/s
 PEER_LOOP = "swpeer_bench"
 OUR_LOOP = "t1virtio C loop over the peer's guarded swpeer_map_single/swpeer_unmap_single"
 PACKED_LINUX = "n/a (vringh has no packed ring: no Linux device side, so no Linux round trip to time)"
+RING_PY_DEPTH1 = "not run: the ctypes column is measured on the depth-1 rows only"
 
 
 @dataclass(frozen=True)
@@ -248,61 +250,121 @@ def model_swiotlb(plan: SwiotlbPlan, b: Budget) -> tuple[int, float, float]:
     return ops, secs, time.perf_counter() - t0 - secs
 
 
-def model_split(num: int, b: Budget) -> tuple[int, float, float]:
-    """The model's split driver and device over one flat memory (legacy layout, align 4096, as the peer's)."""
-    from t1virtio.hyp.memview import FlatView
-    from t1virtio.virtio import split
-    t0 = time.perf_counter()
-    lay = split.compute_layout(num, 0, 4096)
-    data = split_addresses(num, split.ring_bytes(lay))
-    size = data + 2 * SEG + 4096
-    mem = FlatView(size)
-    drv = split.SplitDriver(mem, lay, event_idx=True)
-    dev = split.SplitDevice(mem, lay, event_idx=True, in_region=lambda a, n: 0 <= a and a + n <= size)
-    out, inn = [(data, SEG)], [(data + SEG, SEG)]
+@dataclass(frozen=True)
+class RingPlan:
+    """One ring row's sequence, ``vpeer_ring_bench``'s: buffers of one readable and one writable segment of
+    ``seglen`` bytes; ``depth`` in flight (refill to depth, kick, the device serves every chain, the driver takes
+    every used buffer back); ``indirect``: VIRTIO_F_INDIRECT_DESC (a 2-entry table per buffer); ``copy``: the
+    device copies the readable bytes into the writable part. The geometry is the peer's: ring at 0, indirect
+    arena (4 entries per descriptor) at the next page, data after it (buffer slot ``k`` at ``data + 2 k seglen``)."""
 
-    def rt(i: int) -> int:
-        drv.add_buf(out, inn, i + 1)
-        drv.kick_prepare()
+    component: str
+    num: int
+    variant: str = "depth 1"
+
+    @property
+    def depth(self) -> int:
+        return max(1, self.num // 2) if self.variant == "half ring" else 1
+
+    @property
+    def indirect(self) -> bool:
+        return self.variant == "indirect"
+
+    @property
+    def copy(self) -> bool:
+        return self.variant == "4 KiB copy"
+
+    @property
+    def seglen(self) -> int:
+        return 4096 if self.copy else SEG
+
+    def geometry(self) -> tuple:
+        """(ring layout, indirect arena, data address, memory size)."""
+        if self.component == "split":
+            from t1virtio.virtio import split
+            lay = split.compute_layout(self.num, 0, 4096)
+            end = split.ring_bytes(lay)
+        else:
+            from t1virtio.virtio import packed as pk
+            lay = pk.PackedLayout.contiguous(self.num, 0)
+            end = lay.device + 4
+        arena = (end + 4095) & ~4095
+        data = (arena + 16 * 4 * self.num + 4095) & ~4095
+        return lay, arena, data, data + 2 * self.seglen * self.depth + 4096
+
+    def sides(self, mem: Any) -> tuple:
+        """The model's driver and device over ``mem`` (a ``MemoryView``), fresh."""
+        lay, arena, data, size = self.geometry()
+        if self.component == "split":
+            from t1virtio.virtio import split
+            drv = split.SplitDriver(mem, lay, event_idx=True, indirect=self.indirect, indirect_arena=(arena, 4))
+            dev = split.SplitDevice(mem, lay, event_idx=True, indirect=self.indirect,
+                                    in_region=lambda a, n: 0 <= a and a + n <= size)
+        else:
+            from t1virtio.virtio import packed as pk
+            drv = pk.PackedDriver(mem, lay, self.num, event_idx=True, indirect=self.indirect, indirect_gpa=arena,
+                                  indirect_max=4)
+            dev = pk.PackedDevice(mem, lay, self.num, (0, size), event_idx=True, indirect=self.indirect)
+        return drv, dev
+
+
+def model_ring(plan: RingPlan, b: Budget) -> tuple[int, float, float]:
+    """The model's driver and device on the plan: (buffers, seconds of the timed part, setup seconds). Whole
+    refill-serve-drain rounds run until the cell budget is spent (at least one)."""
+    from t1virtio import errors
+    from t1virtio.hyp.memview import FlatView
+    t0 = time.perf_counter()
+    _, _, data, size = plan.geometry()
+    drv, dev = plan.sides(FlatView(size))
+    seg, depth = plan.seglen, plan.depth
+    split = plan.component == "split"
+    add = drv.add_buf if split else drv.add
+    get = drv.get_buf if split else drv.get_used
+    state = {"added": 0, "done": 0}
+
+    def serve() -> None:
         while True:
-            while (c := dev.next_chain()) is not None:
-                dev.add_used(c.head, SEG)
-            if dev.enable_notify():
+            while (c := (dev.next_chain() if split else dev.pop())) is not None:
+                if plan.copy:
+                    dev.write(c, dev.read(c))
+                dev.add_used(c.head, seg) if split else dev.push_used(c.id, seg)
+            if not split or dev.enable_notify():
+                return
+
+    def round_() -> int:
+        before = state["done"]
+        while state["added"] - state["done"] < depth:
+            a = data + (state["added"] % depth) * 2 * seg
+            try:
+                add([(a, seg)], [(a + seg, seg)], state["added"] + 1)
+            except errors.Exhausted:
                 break
-        dev.need_notify()
-        got = 0
-        while drv.get_buf() is not None:
-            got += 1
-        return got
-    setup = time.perf_counter() - t0
-    return (*run_rings(rt, b.max_ops, b.cell), setup)
-
-
-def model_packed(num: int, b: Budget) -> tuple[int, float, float]:
-    """The model's packed driver and device over one flat memory (ring at 0, data after it)."""
-    from t1virtio.hyp.memview import FlatView
-    from t1virtio.virtio import packed as pk
-    t0 = time.perf_counter()
-    lay = pk.PackedLayout.contiguous(num, 0)
-    data = (lay.device + 4 + 4095) & ~4095
-    size = data + 2 * SEG + 4096
-    mem = FlatView(size)
-    drv = pk.PackedDriver(mem, lay, num, event_idx=True)
-    dev = pk.PackedDevice(mem, lay, num, (data, size), event_idx=True)
-    out, inn = [(data, SEG)], [(data + SEG, SEG)]
-
-    def rt(i: int) -> int:
-        drv.add(out, inn, i + 1)
+            state["added"] += 1
         drv.kick_prepare()
-        while (c := dev.pop()) is not None:
-            dev.push_used(c.id, SEG)
+        serve()
         dev.need_notify()
-        got = 0
-        while drv.get_used() is not None:
-            got += 1
-        return got
+        while get() is not None:
+            state["done"] += 1
+        if state["done"] - before != depth:
+            raise RuntimeError(f"a round gave the driver {state['done'] - before} buffers back, expected {depth}")
+        return depth
     setup = time.perf_counter() - t0
-    return (*run_rings(rt, b.max_ops, b.cell), setup)
+    t1 = now = time.perf_counter()
+    ops = 0
+    while ops == 0 or (now - t1 < b.cell and ops < b.max_ops):
+        ops += round_()
+        now = time.perf_counter()
+    return ops, now - t1, setup
+
+
+def model_split(plan: Any, b: Budget) -> tuple[int, float, float]:
+    """The model's split driver and device (``model_ring``; a queue size alone means the depth-1 row)."""
+    return model_ring(plan if isinstance(plan, RingPlan) else RingPlan("split", plan), b)
+
+
+def model_packed(plan: Any, b: Budget) -> tuple[int, float, float]:
+    """The model's packed driver and device (``model_ring``)."""
+    return model_ring(plan if isinstance(plan, RingPlan) else RingPlan("packed", plan), b)
 
 
 MODEL = {"swiotlb": model_swiotlb, "split": model_split, "packed": model_packed}
@@ -312,7 +374,6 @@ MODEL = {"swiotlb": model_swiotlb, "split": model_split, "packed": model_packed}
 # The fast path (generated from the model's transitions, docs/performance.md)
 
 FAST_NAMES = ["map", "release", "map_single", "unmap_single"]
-FAST_NOT_YET = "not generated yet (the rings come next, issue 12)"
 
 
 def fast_handle(nslabs: int) -> Any:
@@ -387,6 +448,55 @@ def fast_swiotlb(plan: SwiotlbPlan, b: Budget) -> tuple[int, float, float, float
         if secs >= b.cell / 4 or n >= b.max_ops:
             break
         n = min(b.max_ops, max(n * 2, int(n * b.cell / 4 / max(secs, 1e-6))))
+    best = secs
+    for _ in range(2):
+        best = min(best, one_run(n)[0])
+    return n, best, jit, setup_s
+
+
+def ring_models() -> Any:
+    from t1virtio.fast import rings as fr
+    from t1virtio.virtio import chain, packed, split
+    return fr.Models(split, chain, packed)
+
+
+def fast_ring(plan: RingPlan, b: Budget) -> tuple[int, float, float, float]:
+    """The generated ring fast path on the plan: (buffers, seconds, JIT/cache-load seconds, setup seconds). The
+    module of the queue size is built (traced, printed, compiled or loaded from numba's cache) and warmed by a
+    short run, never timed; each run builds fresh sides (the model's constructors write the ring's initial
+    bytes into the fast path's memory) and times one batch call, doubling n until a quarter of the cell budget."""
+    import numpy as np
+
+    from t1virtio.fast import rings as fr
+    t0 = time.perf_counter()
+    f = fr.build(ring_models(), plan.num)
+    _, _, data, size = plan.geometry()
+    split = plan.component == "split"
+
+    def one_run(n: int) -> tuple[float, float]:
+        t = time.perf_counter()
+        mem = np.zeros(size, np.uint8)
+        drv, dev = plan.sides(fr.Bytes(mem))
+        if split:
+            fd, fv = fr.FastSplitDriver(f, drv, mem), fr.FastSplitDevice(f, dev, mem, (0, size))
+        else:
+            fd, fv = fr.FastPackedDriver(f, drv, mem), fr.FastPackedDevice(f, dev, mem)
+        go = fr.split_round_trips if split else fr.packed_round_trips
+        setup = time.perf_counter() - t
+        t1 = time.perf_counter()
+        c = go(f, fd, fv, data, plan.seglen, n, plan.depth, int(plan.copy))
+        secs = time.perf_counter() - t1
+        if c:
+            raise RuntimeError(f"fast path refused a step: code {c}")
+        return secs, setup
+    one_run(plan.depth)
+    jit = time.perf_counter() - t0
+    n = max(1000, plan.depth)
+    while True:
+        secs, setup_s = one_run(n)
+        if secs >= b.cell / 4 or n >= b.max_ops * 10:
+            break
+        n = min(b.max_ops * 10, max(n * 2, int(n * b.cell / 4 / max(secs, 1e-6))))
     best = secs
     for _ in range(2):
         best = min(best, one_run(n)[0])
@@ -581,10 +691,13 @@ class Linux:
             pool.close()
         return ops / secs if secs > 0 else float("inf")
 
-    def split_c(self, num: int, n: int) -> float:
-        """``vpeer_ring_bench`` at depth 1 (virtio_ring.c driver + vringh.c device, EVENT_IDX)."""
+    def split_c(self, num: Any, n: int) -> float:
+        """``vpeer_ring_bench`` (virtio_ring.c driver + vringh.c device, EVENT_IDX) on a ``RingPlan`` (a queue size
+        alone: depth 1): its depth, INDIRECT_DESC, segment length and device copy."""
         vp = self.vp
-        return vp.c_bench(num, n, vp.F_VERSION_1 | vp.F_EVENT_IDX, depth=1)[0]
+        plan = num if isinstance(num, RingPlan) else RingPlan("split", num)
+        feats = vp.F_VERSION_1 | vp.F_EVENT_IDX | (vp.F_INDIRECT_DESC if plan.indirect else 0)
+        return vp.c_bench(plan.num, n, feats, depth=plan.depth, seglen=plan.seglen, copy=plan.copy)[0]
 
     def split_py(self, num: int, n: int) -> float:
         """The same round trip through the ctypes wrappers ``vring_peer.Driver`` / ``Device``."""
@@ -713,9 +826,10 @@ def measure(row: Row, cfg: Config, lx: Linux) -> Row:
     """Fill ``row``: the model first (its op count sets n), then the Linux sides on the same n ops."""
     b = cfg.budget
     plan = SwiotlbPlan(row.size, row.occupancy or 0, row.variant == "4 KiB bounce") if row.component == "swiotlb" else None
+    rplan = None if plan else RingPlan(row.component, row.size, row.variant or "depth 1")
     if cfg.model:
         try:
-            ops, secs, setup = MODEL[row.component](plan if plan else row.size, b)
+            ops, secs, setup = MODEL[row.component](plan if plan else rplan, b)
             row.model_ops, row.model_ops_s, row.model_setup_s = ops, ops / secs if secs > 0 else None, setup
         except Exception as e:  # noqa: BLE001 - a failed side is a note, never a dropped row
             _note(row, "model", e)
@@ -723,11 +837,9 @@ def measure(row: Row, cfg: Config, lx: Linux) -> Row:
         row.notes["model"] = "not run (--no-model)"
     if not cfg.fast:
         row.notes["fast"] = "not run (--no-fast)"
-    elif row.component != "swiotlb":
-        row.notes["fast"] = FAST_NOT_YET
     else:
         try:
-            row.fast_ops, secs, row.fast_jit_s, _ = fast_swiotlb(plan, b)
+            row.fast_ops, secs, row.fast_jit_s, _ = fast_swiotlb(plan, b) if plan else fast_ring(rplan, b)
             row.fast_ops_s = row.fast_ops / secs if secs > 0 else None
         except Exception as e:  # noqa: BLE001 - a failed side is a note, never a dropped row
             _note(row, "fast", e)
@@ -752,8 +864,16 @@ def measure(row: Row, cfg: Config, lx: Linux) -> Row:
         _linux(row, "linux_py", lx, lambda: lx.swiotlb_py(plan, n), b, n)
     elif row.component == "split":
         row.linux_c_loop = "vpeer_ring_bench"
-        _linux(row, "linux_c", lx, lambda: lx.split_c(row.size, n), b, n)
-        _linux(row, "linux_py", lx, lambda: lx.split_py(row.size, n), b, n)
+        _linux(row, "linux_c", lx, lambda: lx.split_c(rplan, n), b, n)
+        if row.fast_ops and not lx.reason:
+            try:
+                row.linux_c_at_fast_ops_s = best_rate(lambda: lx.split_c(rplan, row.fast_ops), b)[0]
+            except Exception as e:  # noqa: BLE001 - a failed side is a note, never a dropped row
+                _note(row, "linux_c_at_fast", e)
+        if rplan.variant == "depth 1":
+            _linux(row, "linux_py", lx, lambda: lx.split_py(row.size, n), b, n)
+        else:
+            row.notes["linux_py"] = RING_PY_DEPTH1
     else:
         row.notes["linux_c"] = row.notes["linux_py"] = PACKED_LINUX
     return row
@@ -767,7 +887,7 @@ def plan_rows(cfg: Config) -> list[Row]:
             rows += [Row("swiotlb", n, o, "no copy") for o in cfg.occupancies for n in cfg.swiotlb_sizes]
             rows += [Row("swiotlb", n, 0, "4 KiB bounce") for n in cfg.swiotlb_sizes]
         else:
-            rows += [Row(comp, n) for n in cfg.ring_sizes]
+            rows += [Row(comp, n, None, v) for v in RING_VARIANTS for n in cfg.ring_sizes]
     return rows
 
 
@@ -888,15 +1008,16 @@ def render(doc: dict, console: Any) -> None:
     console.print(f"Linux: {lp['kernel']} ({lp['variant']})" if lp["available"] else f"Linux: {lp['reason']}",
                   highlight=False, soft_wrap=True)
     titles = {"swiotlb": "swiotlb_tbl_map_single + unmap pairs/s, 4 KiB mappings, one area, 64 live (oldest unmapped first)",
-              "split": "split ring round trips/s (add, kick, pop, used, notify, get), EVENT_IDX, 1+1 x 64 B, depth 1",
-              "packed": "packed ring round trips/s (add, kick, pop, used, notify, get), EVENT_IDX, 1+1 x 64 B, depth 1"}
+              "split": "split ring round trips/s (buffers: add, kick, pop, used, notify, get; vpeer_ring_bench's loop), "
+                       "EVENT_IDX, 1+1 segments of 64 B (4 KiB copy: 4 KiB, copied by the device)",
+              "packed": "packed ring round trips/s (the same loop), EVENT_IDX, 1+1 segments of 64 B (4 KiB copy: 4 KiB)"}
     for comp in COMPONENTS:
         rows = [r for r in doc["rows"] if r["component"] == comp]
         if not rows:
             continue
         console.print(titles[comp], highlight=False, soft_wrap=True)
         t = Table()
-        cols = (["slots", "occupancy", "variant"] if comp == "swiotlb" else ["queue size"]) + \
+        cols = (["slots", "occupancy", "variant"] if comp == "swiotlb" else ["queue size", "variant"]) + \
             ["ops/run", "model", "Linux C", "Linux ctypes", "C/model", "fast", "Linux C at fast n", "fast/C", "fast/model"]
         for c in cols:
             t.add_column(c, justify="left" if c == "variant" else "right")
@@ -914,7 +1035,8 @@ def render(doc: dict, console: Any) -> None:
                 cells.append(txt)
             ratio = f"{r['ratio']:,.0f}x" if r["ratio"] else "—"
             ops = str(r["model_ops"] or r["linux_c_ops"] or r["linux_py_ops"] or "—")
-            lead = [size_text(comp, r["size"])] + ([f"{r['occupancy']} %", r["variant"]] if comp == "swiotlb" else [])
+            lead = [size_text(comp, r["size"])] + ([f"{r['occupancy']} %", r["variant"]] if comp == "swiotlb" else
+                                                   [r["variant"] or ""])
             ftxt = rate_text(r.get("fast_ops_s"))
             if "fast" in r["notes"]:
                 if r["notes"]["fast"] not in notes:
@@ -938,7 +1060,7 @@ def render(doc: dict, console: Any) -> None:
     jit = [r["fast_jit_s"] for r in doc["rows"] if r.get("fast_jit_s") is not None]
     if jit:
         console.print(f"fast path: generated from the model (t1virtio.fast); JIT compile or cache load {max(jit):.2f} s at "
-                      f"most per cell, never timed; its pairs run in one batch call with its own n (column 'Linux C at "
+                      f"most per cell, never timed; its ops run in one batch call with its own n (column 'Linux C at "
                       "fast n' is Linux C on that same n)", highlight=False, soft_wrap=True)
     if isinstance(doc.get("copy"), list):
         console.print("bounce copy GB/s (in cache): " + "; ".join(
@@ -948,7 +1070,8 @@ def render(doc: dict, console: Any) -> None:
                   "10,000 pairs/s or 5,000 round trips/s at every size):", highlight=False, soft_wrap=True)
     for g in doc["growth"]:
         comp = g["component"]
-        name = comp + (f" {g['variant']} {g['occupancy']} %" if comp == "swiotlb" else "")
+        name = comp + (f" {g['variant']} {g['occupancy']} %" if comp == "swiotlb" else
+                       (f" {g['variant']}" if g["variant"] else ""))
         span = f"{size_text(comp, g['smallest'])} -> {size_text(comp, g['largest'])}"
         if g["model_growth"] is None:
             mg = "model growth unknown (a rate is missing)"
