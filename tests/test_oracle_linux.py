@@ -9,13 +9,20 @@ cannot be built, and fail in CI (tests/linuxpeer.py).
 """
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from linuxpeer import swiotlb_peer, vring_peer
 from t1virtio.oracle import linux, live
 from t1virtio.oracle.check import check_trace
+from t1virtio.oracle.trace import write
+
+CLI = str(Path(sys.executable).parent / "t1virtio")
 
 U64 = (1 << 64) - 1
 START = 0x800000
@@ -132,16 +139,20 @@ def test_unbounded_slot_search(mode):
 
 
 @pytest.mark.parametrize("mode", ["legality", "exact"])
-def test_swiotlb_alloc_hands_out_a_page_twice(mode):
+def test_swiotlb_alloc_hands_out_a_page_twice(mode, tmp_path):
     s = _session("swiotlb", mode)
     s.call("alloc", {"size": 100})
     s.call("alloc", {"size": 100})
     a, b = (d["result"] for d in s.steps)
     assert a["addr"] == b["addr"] == START and (a["slot"], b["slot"]) == (0, 1)   # the same page, two slots
+    path = write(tmp_path / "linux.trace.jsonl", s.header, s.steps)             # what Linux did, as a trace
+    out = subprocess.run([CLI, "oracle", "check", str(path), "--json"], capture_output=True, text=True, timeout=120)
     if mode == "legality":
         assert s.violation.clause == "SWIOTLB-alloc-rule" and s.violation.step == 2
+        assert out.returncode == 1 and json.loads(out.stdout)["violation"]["clause"] == "SWIOTLB-alloc-rule"
     else:                                  # the v6.1 policy's alloc_page = pfn reproduces it
         assert s.violation is None
+        assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_swiotlb_per_slot_size_wrap_is_not_observable():
