@@ -44,6 +44,7 @@ U64 = (1 << 64) - 1
 DESC_SIZE = 16
 F_NEXT, F_WRITE, F_INDIRECT = 1, 2, 4
 F_AVAIL, F_USED = 1 << 7, 1 << 15
+INLINE = True          # generated functions and the per-op glue are inlined into the batch drivers
 SEL = {"t_chain_sel": ("t_chain_sel_first", "t_chain_sel_link")}
 
 
@@ -132,7 +133,7 @@ def table_names(layout: Any) -> list:
 
 GLUE = r'''
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def ld(m, a, w):
     """Little-endian load of ``w`` bytes at ``a``."""
     v = U(0)
@@ -141,13 +142,13 @@ def ld(m, a, w):
     return v
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def st(m, a, w, v):
     for k in range(w):
         m[a + U(k)] = (v >> U(8 * k)) & U(255)
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def split_add({D}, args, out, sel, mem, cfg, dx, next_link, last_of, seg_addr, seg_len, n_out, n_in):
     """SplitDriver.add_buf: ``n_out`` readable then ``n_in`` writable segments; returns 0 or the clause code
     (dx[1] counts the notifies: Linux's forced notify on NO_SPACE with out parts, and the kick at 0xFFFF)."""
@@ -224,7 +225,7 @@ def split_add({D}, args, out, sel, mem, cfg, dx, next_link, last_of, seg_addr, s
     return 0
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def split_kick({D}, args, out, mem, cfg):
     """SplitDriver.kick_prepare: returns 1 to notify."""
     size = cfg[3]
@@ -234,7 +235,7 @@ def split_kick({D}, args, out, mem, cfg):
     return out[0]
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def split_get({D}, args, out, mem, cfg, dx, next_link, last_of):
     """SplitDriver.get_used: 0 and out = (id, len), or the clause code."""
     size = cfg[3]
@@ -253,7 +254,7 @@ def split_get({D}, args, out, mem, cfg, dx, next_link, last_of):
     return 0
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def split_walk(W_sc, args, out, mem, cfg, head, seg_addr, seg_len, seg_w, nseg):
     """chain.walk_chain over the ring bytes: 0, or the walk's clause code + 100, or 99 for a read outside
     memory (the model's access fault); segments in seg_* (nseg[0] of them); out[0] = writable bytes."""
@@ -305,7 +306,7 @@ def split_walk(W_sc, args, out, mem, cfg, head, seg_addr, seg_len, seg_w, nseg):
     return 98
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def split_pop({V}, W_sc, args, out, mem, cfg, seg_addr, seg_len, seg_w, nseg):
     """SplitDevice.pop_avail: 0 and out[0] = head, or the clause code of pop_avail, or 100 + the walk's."""
     size = cfg[3]
@@ -327,7 +328,7 @@ def split_pop({V}, W_sc, args, out, mem, cfg, seg_addr, seg_len, seg_w, nseg):
     return c
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def split_used({V}, args, out, mem, cfg, head, length):
     """SplitDevice.add_used."""
     size = cfg[3]
@@ -344,7 +345,7 @@ def split_used({V}, args, out, mem, cfg, head, length):
     return 0
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def split_need({V}, args, out, mem, cfg):
     size = cfg[3]
     args[0] = ld(mem, cfg[1] + U(4) + U(2) * size, 2)
@@ -353,7 +354,7 @@ def split_need({V}, args, out, mem, cfg):
     return out[0]
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def split_enable({V}, args, out, mem, cfg):
     """SplitDevice.enable_notify: publish, re-read avail idx; returns 1 if nothing new arrived."""
     size = cfg[3]
@@ -366,16 +367,14 @@ def split_enable({V}, args, out, mem, cfg):
     return out[0]
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{NRT})
 def split_rt({D}, {V}, W_sc, args, out, sel, mem, cfg, dx, next_link, last_of, seg_addr, seg_len, seg_w, nseg,
-             data, seglen, n, depth, copy):
+             data, seglen, n, depth, copy, sa, sl):
     """The bench's split round trips, as the peer's ``vpeer_ring_bench`` loop: until ``n`` buffers are back, add
     buffers (one readable + one writable segment of ``seglen``, buffer slot ``added % depth`` at ``data``) until
     ``depth`` are in flight or the ring is full, kick_prepare; the device pops every chain (copying the readable
     bytes into the writable part when ``copy``) and marks it used with ``seglen``, re-enables and pops again if
     needed, need_notify; the driver takes every used buffer. Returns 0 or the first refusal's code."""
-    sa = np.zeros(2, np.uint64)
-    sl = np.zeros(2, np.uint64)
     added = U(0)
     done = U(0)
     while done < n:
@@ -420,20 +419,20 @@ def split_rt({D}, {V}, W_sc, args, out, sel, mem, cfg, dx, next_link, last_of, s
     return 0
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{NRT})
 def memcpy(dst, doff, src, soff, n):
     for i in range(U(0), n):
         dst[doff + i] = src[soff + i]
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def st_body(mem, a, addr, ln, id):
     st(mem, a, 8, addr)
     st(mem, a + U(8), 4, ln)
     st(mem, a + U(12), 2, id)
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def packed_add({PD}, args, out, mem, cfg, px, next_id, last_id, seg_addr, seg_len, n_out, n_in):
     """PackedDriver.add: 0 and out[0] = id, or the clause code. cfg: desc, driver, device, num, region lo, hi,
     indirect arena, indirect max, device indirect, driver indirect, device chain limit."""
@@ -492,7 +491,7 @@ def packed_add({PD}, args, out, mem, cfg, px, next_id, last_id, seg_addr, seg_le
     return 0
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def packed_kick({PD}, args, out, mem, cfg):
     ow = ld(mem, cfg[2], 2)
     args[0] = ld(mem, cfg[2] + U(2), 2)
@@ -502,7 +501,7 @@ def packed_kick({PD}, args, out, mem, cfg):
     return out[0]
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def packed_get({PD}, args, out, mem, cfg, px, next_id, last_id):
     """PackedDriver.get_used: 0 and out = (id, len); 200 when nothing is used (no step); else the clause code."""
     a = cfg[0] + U(16) * PD_sc[{SPD_last_used}]
@@ -525,7 +524,7 @@ def packed_get({PD}, args, out, mem, cfg, px, next_id, last_id):
     return 0
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def packed_pop({PV}, PW_sc, args, out, mem, cfg, seg_addr, seg_len, seg_w, nseg):
     """PackedDevice.pop: 0 and out = (id, ndesc); 200 when the head is not available (no step); 100 + the ring
     walk's code, 150 + the table walk's, 99 for a read outside memory; else packed_pop's code."""
@@ -619,7 +618,7 @@ def packed_pop({PV}, PW_sc, args, out, mem, cfg, seg_addr, seg_len, seg_w, nseg)
     return 98
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def packed_push({PV}, args, out, mem, cfg, id, length):
     args[0] = id
     args[1] = length
@@ -636,7 +635,7 @@ def packed_push({PV}, args, out, mem, cfg, id, length):
     return 0
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{INL})
 def packed_need({PV}, args, out, mem, cfg):
     ow = ld(mem, cfg[1], 2)
     args[0] = ld(mem, cfg[1] + U(2), 2)
@@ -646,13 +645,11 @@ def packed_need({PV}, args, out, mem, cfg):
     return out[0]
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False{NRT})
 def packed_rt({PD}, {PV}, PW_sc, args, out, mem, cfg, px, next_id, last_id, seg_addr, seg_len, seg_w, nseg,
-              data, seglen, n, depth, copy):
+              data, seglen, n, depth, copy, sa, sl):
     """The bench's packed round trips (as split_rt): add to ``depth`` in flight, kick_prepare; pop until none,
     push_used each (copying when ``copy``); need_notify; get_used until none."""
-    sa = np.zeros(2, np.uint64)
-    sl = np.zeros(2, np.uint64)
     added = U(0)
     done = U(0)
     while done < n:
@@ -832,9 +829,10 @@ def build(m: Models, N: int, mode: str = "numba") -> FastRings:
         f = trace(fn, lay, nargs, name, frozenset(lay.tables) | set(extra), extra=extra,
                   selections=SEL if side == "drv" else None)
         funcs[name] = _rename(f, KEYS[side])
-    extra_src = "\nimport numpy as np\n" + _fill(GLUE, layouts, funcs)
+    extra_src = "\nimport numpy as np\n" + _fill(GLUE, layouts, funcs).replace(
+        "{INL}", ", inline='always', _nrt=False" if INLINE else "").replace("{NRT}", ", _nrt=False" if INLINE else "")
     mod = codegen.build_module(list(funcs.values()), mode, extra_src, title=f"rings, queue size {N}",
-                               stem="t1vfast_rings")
+                               stem="t1vfast_rings", inline=INLINE)
     fr = FastRings(N, mode, layouts, funcs, mod, time.perf_counter() - t0)
     _BUILT[key] = fr
     return fr
@@ -1021,7 +1019,7 @@ def split_round_trips(fr_: FastRings, fd: FastSplitDriver, fv: FastSplitDevice, 
     u = np.uint64
     return int(fr_.module.split_rt(*fd.tabs, *fv.tabs, fv.wsc, fd.args, fd.out, fd.sel, fd.mem, cfg, fd.dx,
                                    fd.next_link, fd.last_of, fv.seg_addr, fv.seg_len, fv.seg_w, fv.nseg, u(data),
-                                   u(seglen), u(n), u(depth), u(copy)))
+                                   u(seglen), u(n), u(depth), u(copy), np.zeros(2, np.uint64), np.zeros(2, np.uint64)))
 
 
 def fast_vs_linux_split(vp: Any, m: Models, nops: int, seed: int = 1, N: int = 32768,
@@ -1217,4 +1215,4 @@ def packed_round_trips(fr_: FastRings, fd: FastPackedDriver, fv: FastPackedDevic
     u = np.uint64
     return int(fr_.module.packed_rt(*fd.tabs, *fv.tabs, fv.wsc, fd.args, fd.out, fd.mem, cfg, fd.px, fd.next_id,
                                     fd.last_id, fv.seg_addr, fv.seg_len, fv.seg_w, fv.nseg, u(data), u(seglen), u(n),
-                                    u(depth), u(copy)))
+                                    u(depth), u(copy), np.zeros(2, np.uint64), np.zeros(2, np.uint64)))
