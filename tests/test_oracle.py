@@ -147,3 +147,58 @@ def test_pytest_plugin_fixture_and_entry_point(tmp_path):
     from pathlib import Path
     doc = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert doc["project"]["entry-points"]["pytest11"]["t1virtio"] == "t1virtio.oracle.pytest_plugin"
+
+
+def _verdict(h, steps, touched_only):
+    from t1virtio.oracle.check import Checker
+    c = Checker(h, "legality")
+    c.runner.touched_only = touched_only
+    for st in steps:
+        v = c.step(st)
+        if v is not None:
+            return v.step, v.clause
+    return None
+
+
+def test_touched_only_legality_agrees_with_whole_tables(tmp_path):
+    """The swiotlb legality check at the cost of the step gives the whole-table verdict: on the model's own runs
+    and on every buggy pool's minimal trace (same step, same clause)."""
+    from t1virtio.oracle import bugs
+    h = live.header_for("swiotlb", "small")
+    import random
+    rng = random.Random(3)
+    for _ in range(6):
+        acts = [(rng.randrange(3), rng.randrange(1 << 16), rng.randrange(1 << 16)) for _ in range(30)]
+        s = live.run_actions(live.model_factory, h, acts)
+        assert _verdict(h, s.steps, True) is None and _verdict(h, s.steps, False) is None
+    n = 0
+    for impl, component, clause, _ in bugs.BUGGY:
+        if component != "swiotlb":
+            continue
+        with pytest.raises(live.NonConformance) as ei:
+            live.check(impl, component, max_examples=20)
+        steps = ei.value.steps
+        assert _verdict(h, steps, True) == _verdict(h, steps, False) == (len(steps), clause), impl.__name__
+        n += 1
+    assert n >= 7
+
+
+def test_legality_speed_at_real_sizes():
+    """Legality mode on a 32768-slot pool, at the cost of each step's segment (figures printed with -s)."""
+    h = {"format": "t1virtio-trace/1", "component": "swiotlb", "sizes": "linux", "policy": "v6.1"}
+    impl = ModelImplementation(h)
+    steps, live_addrs = [], []
+    for i in range(300):
+        if i % 3 == 2:
+            a = {"tlb_addr": live_addrs.pop(0)}
+            steps.append({"op": "release", "args": a, "result": impl.step("release", a)})
+        else:
+            a = {"orig_addr": 0x10000 + 0x800 * i, "mapping_size": 1 + (i * 997) % 6000}
+            r = impl.step("map", a)
+            live_addrs.append(r["tlb_addr"])
+            steps.append({"op": "map", "args": a, "result": r})
+    t0 = time.perf_counter()
+    rep = check_trace(h, steps, "legality")
+    rate = rep.steps / (time.perf_counter() - t0)
+    print(f"legality mode, 32768-slot pool: {rate:,.0f} steps/s")
+    assert rep.ok and rate > 20                    # whole tables: about 1 step/s

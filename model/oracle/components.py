@@ -192,11 +192,12 @@ def _invariants_of(component: str) -> list:
     return invariants.of(component)
 
 
-def check_rules(component: str, op: str, old: Any, args: dict, ok: bool, new: Any, out: Any, observed: Any) -> None:
-    """Raise ``Flag`` for the first broken legality rule of ``component.op``."""
+def check_rules(component: str, op: str, old: Any, args: dict, ok: bool, new: Any, out: Any, observed: Any,
+                L: Any = CONCRETE) -> None:
+    """Raise ``Flag`` for the first broken legality rule of ``component.op`` (evaluated in vocabulary ``L``)."""
     for r in _rules_of(component, op):
         try:
-            good = r.fn(CONCRETE, old, args, ok, new, out)
+            good = r.fn(L, old, args, ok, new, out)
         except (IndexError, KeyError, TypeError) as e:
             good, why = False, f" ({type(e).__name__} evaluating it: the observed values are outside the rule's domain)"
         else:
@@ -205,8 +206,10 @@ def check_rules(component: str, op: str, old: Any, args: dict, ok: bool, new: An
             raise Flag(r.clause, "a step the rule allows", observed, f"{r.name} broken{why}")
 
 
-def check_invariants(component: str, state: Any, observed: Any) -> None:
+def check_invariants(component: str, state: Any, observed: Any, skip: Any = ()) -> None:
     for inv in _invariants_of(component):
+        if inv.clause in skip:
+            continue
         if not inv.fn(CONCRETE, state):
             raise Flag(inv.clause, "a post-state satisfying the invariant", observed, f"{inv.name} fails on the post-state")
 
@@ -334,6 +337,7 @@ class SwiotlbRunner(Runner):
             raise TraceError(f"line 1: policy: {one_line(e, 120)}") from None
         self.pool = swslots.SlotPool(P, self.start, self.nslabs, self.nareas, self.policy)
         self.allocs: dict[int, tuple] = {}
+        self.touched_only = True          # legality at the cost of the step (swiotlb_touched_legality)
         start = header.get("start") or {}
         self._load_start(start)
 
@@ -475,9 +479,15 @@ class SwiotlbRunner(Runner):
                     raise Flag("SWIOTLB-alloc-run", "allocations that are runs of free slots", observe["allocs"], bad)
                 implied = {x[0]: (x[1], x[2], x[3]) for x in seen}
                 found = new
-        for rop, rargs, rout in checks:      # a search's rules see the slots taken, before orig_addr is recorded
-            check_rules("swiotlb", rop, old, rargs, True, found if rop.startswith("find") else new, rout, result)
-        check_invariants("swiotlb", new, observe if observe else result)
+        # a search's rules see the slots taken, before orig_addr is recorded
+        rule_checks = [(rop, rargs, found if rop.startswith("find") else new, rout) for rop, rargs, rout in checks]
+        named = [slot, slot + n - 1] if op in ("map", "alloc") else [
+            swpool.get_slot_index(CONCRETE, old, a["tlb_addr"], off) & 0xFFFF_FFFF]
+        if not (self.touched_only and swiotlb_touched_legality(P, old, new, named, rule_checks,
+                                                                observe if observe else result)):
+            for rop, rargs, rnew, rout in rule_checks:
+                check_rules("swiotlb", rop, old, rargs, True, rnew, rout, result)
+            check_invariants("swiotlb", new, observe if observe else result)
         self.pool.state, self.allocs = new, implied
 
     def _unchanged(self, op: str, observe: dict | None, err: str | None) -> None:
@@ -487,6 +497,126 @@ class SwiotlbRunner(Runner):
             if [list(x) for x in sorted(seen)] != [[k, *v] for k, v in sorted(self.allocs.items())]:
                 rule = {"map": "SWIOTLB-map-rule", "alloc": "SWIOTLB-alloc-rule"}.get(op, "SWIOTLB-release-rule")
                 raise Flag(rule, self.observe()["allocs"], observe["allocs"], f"{op} was refused ({err}) but the slot table changed")
+
+
+# ------------------------------------------------------------------ swiotlb: legality in the cost of the step
+
+def touched(old: Any, new: Any, hops: int = 64) -> set | None:
+    """The indices where ``Table`` version ``new`` differs from ``old`` (one derived from the other by writes),
+    read off their diff chain: O(entries written), not O(table). None when they are not linked (or not Tables)."""
+    if old is new:
+        return set()
+    for a, b in ((old, new), (new, old)):
+        keys: set = set()
+        v = a
+        for _ in range(hops):                   # bound: a step writes each table a few times at most
+            d = getattr(v, "_diff", None)
+            if d is None:
+                break
+            keys.update(d)
+            v = v._next
+            if v is b:
+                return keys
+    return None
+
+
+class FrameVocabulary(type(CONCRETE)):
+    """``CONCRETE``, except that ``all_idx`` over the pool's slot table visits only ``idx``: the slots of the
+    segments a step touched or names. Sound for frame-style bodies (true at a slot every table leaves
+    unchanged), which is what the swiotlb rules' per-slot conjuncts are: 'the run changes, the rest stays'."""
+
+    def __init__(self, n: int, idx: list):
+        super().__init__()
+        self._n, self._idx = n, idx
+
+    def all_idx(self, n: int, f: Callable[[int], Any]) -> Any:
+        if n != self._n:
+            return super().all_idx(n, f)
+        return all(f(k) for k in self._idx)
+
+
+_SLOT_TABLES = ("list", "orig_addr", "alloc_size", "head", "run")
+_WINDOWED = ("SWIOTLB-list", "SWIOTLB-alloc-run", "SWIOTLB-slot-meta")   # per-slot, local to a segment
+TOUCHED_MIN_TABLE = 0         # the touched form at every size (the bug suite exercises it at the small preset)
+
+
+def _window_preset(P: presets.Preset, n: int, M: int) -> presets.Preset | None:
+    """A preset for a state of ``n`` slots and ``M`` areas with ``P``'s segment and page sizes (so ``preset_of``
+    finds them on a window state), or None when that pair of lengths belongs to another geometry."""
+    import dataclasses
+    key = (n, M)
+    known = swpool._GEOMETRY.get(key)
+    if known is None:
+        w = dataclasses.replace(P, pool_nslabs=n)
+        swpool._GEOMETRY[key] = known = w
+    return known if (known.io_tlb_segsize, known.page_size) == (P.io_tlb_segsize, P.page_size) else None
+
+
+def _segment_window(s: Any, lo: int, seg: int) -> Any:
+    """Slots ``[lo, lo + seg)`` of ``s`` as a state of their own (heads rebased), for the per-slot invariants."""
+    from t1virtio.table import Table
+    head = [h - lo if h != swpool.NO_ALLOC else h for h in s.head[lo:lo + seg]]
+    return _evolve(s, list=Table(s.list[lo:lo + seg]), orig_addr=Table(s.orig_addr[lo:lo + seg]),
+                   alloc_size=Table(s.alloc_size[lo:lo + seg]), head=Table(head), run=Table(s.run[lo:lo + seg]),
+                   nslabs=max(0, min(s.nslabs - lo, seg)), start=s.start + lo * swpool.IO_TLB_SIZE)
+
+
+def swiotlb_touched_legality(P: presets.Preset, old: Any, new: Any, named: list[int], rule_checks: list,
+                             observed: Any) -> bool:
+    """Legality of one accepted swiotlb step at the cost of what it touched; False: not applicable (the caller
+    evaluates the whole tables). The pre-state satisfies the invariants (induction from a fresh or checked pool).
+
+    - rules: in ``FrameVocabulary`` over the segments touched or named (the run claimed, the slot released);
+    - SWIOTLB-list / alloc-run / slot-meta: per slot, local to its segment: evaluated (the registered
+      invariant itself) on each touched or named segment as a state of its own;
+    - SWIOTLB-used: each area's ``used`` moved by the runs that changed in it, every changed run at most a
+      segment; SWIOTLB-geometry: the pool's shape unchanged, hints and used in range, no padding slot written.
+    """
+    T = len(old.list)
+    if T < TOUCHED_MIN_TABLE or len(new.list) != T:
+        return False
+    changed: set = set()
+    for f in _SLOT_TABLES:
+        t = touched(getattr(old, f), getattr(new, f))
+        if t is None:
+            return False
+        changed |= t
+    seg = P.io_tlb_segsize
+    segs = sorted({k // seg for k in changed} | {k // seg for k in named if 0 <= k < T})
+    idx = [k for g in segs for k in range(g * seg, min(T, (g + 1) * seg))]
+    L = FrameVocabulary(T, idx)
+    for rop, rargs, rnew, rout in rule_checks:
+        check_rules("swiotlb", rop, old, rargs, True, rnew, rout, observed, L)
+    from t1virtio.specs import invariants
+    known = {"SWIOTLB-list", "SWIOTLB-alloc-run", "SWIOTLB-slot-meta", "SWIOTLB-used", "SWIOTLB-geometry"}
+    invs = invariants.of("swiotlb")
+    if any(inv.clause not in known for inv in invs) or _window_preset(P, seg, len(new.area_used)) is None:
+        return False
+    for g in segs:
+        w = _segment_window(new, g * seg, seg)
+        if any(not (h == swpool.NO_ALLOC or 0 <= h < seg) for h in w.head):
+            return False                          # a head outside its segment: the whole-table form says which
+        for inv in invs:
+            if inv.clause in _WINDOWED and not inv.fn(CONCRETE, w):
+                raise Flag(inv.clause, "a post-state satisfying the invariant", observed,
+                           f"{inv.name} fails on the post-state (segment {g})")
+    M = len(new.area_used)
+    for a in range(M):                            # SWIOTLB-used, incrementally
+        moved = sum(new.run[k] - old.run[k] for k in changed if pool_in_area(new, a, k))
+        if any(new.run[k] > seg for k in changed) or (a < new.nareas and new.area_used[a] - old.area_used[a] != moved):
+            raise Flag("SWIOTLB-used", "a post-state satisfying the invariant", observed,
+                       f"area {a}'s used does not count its runs after the step")
+    shape = all(getattr(new, f) == getattr(old, f) for f in ("start", "nslabs", "nareas", "area_nslabs"))
+    areas = all((new.area_index[a] < new.area_nslabs and new.area_used[a] <= new.area_nslabs) if a < new.nareas
+                else (new.area_index[a] == 0 and new.area_used[a] == 0) for a in range(M))
+    if not (shape and areas and all(k < new.nslabs for k in changed)):
+        raise Flag("SWIOTLB-geometry", "a post-state satisfying the invariant", observed,
+                   "the pool's shape, an area's hint or used, or a padding slot changed")
+    return True
+
+
+def pool_in_area(s: Any, a: int, k: int) -> bool:
+    return a < s.nareas and s.area_nslabs * a <= k < s.area_nslabs * (a + 1)
 
 
 def _evolve(s: Any, **kw: Any) -> Any:
