@@ -742,7 +742,8 @@ class RingRunner(Runner):
         rop = rule_op or op
         args = dict(obj.last_args or {})
         out = out_of(result) if out_of else obj.last_out
-        check_rules(self.rule_component, rop, old, args, True, obj.state, out, result)
+        check_rules(self.rule_component, rop, old, args, True, obj.state, out, result,
+                    self._frame(old, obj.state, args, out) if self.touched_only else CONCRETE)
         if self.invariant_component:
             check_invariants(self.invariant_component, obj.state, result)
         judged = self.FREE_RESULTS if _rules_of(self.rule_component, rop) else ()
@@ -753,6 +754,39 @@ class RingRunner(Runner):
                            f"{op} returns {k} = {v!r}; the step implies {expected[k]!r}")
         rules = _rules_of(self.rule_component, rop)
         self._legal_indices(op, observe, rules[0].clause if rules else REFERENCE)
+
+    touched_only = True
+
+    def _frame(self, old: Any, new: Any, args: dict, out: Any) -> Any:
+        """The vocabulary the step's rules are evaluated in: ``FrameVocabulary`` over the entries the step wrote
+        (the model's transition under the forced choice) and every index it names (arguments, result, the ring
+        positions its indices point at); ``CONCRETE`` when a table is not linked to its predecessor."""
+        import dataclasses
+        n = self.size
+        idx: set = set()
+
+        def name(v: Any) -> None:
+            if type(v) is int:
+                idx.add(v % n)
+            elif isinstance(v, (set, frozenset, tuple, list)):
+                for x in list(v)[: 2 * n]:
+                    name(x)
+        for f in dataclasses.fields(old):
+            a, b = getattr(old, f.name), getattr(new, f.name)
+            if hasattr(a, "_diff"):
+                t = touched(a, b)
+                if t is None:
+                    return CONCRETE
+                idx |= t
+            else:
+                name(a)
+                name(b)
+        for v in list(args.values()) + [out]:
+            name(v)
+        sel = args.get("sel")
+        if type(sel) is int and sel > 0:
+            idx.update(k for k in range(min(n, sel.bit_length())) if sel >> k & 1)
+        return FrameVocabulary(n, sorted(idx))
 
     def _clear_broken(self) -> None:
         if getattr(self.obj, "broken", None):
