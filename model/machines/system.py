@@ -196,23 +196,35 @@ class SystemMachine(RuleBasedStateMachine):
 
 
 def _interleaving(want: list, got: list, extra_ok: bool) -> int | None:
-    """How many sent items ``got`` holds if it is an interleaving of each sender's items in their order
-    (``extra_ok``: a hostile sender may add others); None if it is not."""
-    queues: dict[int, list[bytes]] = {}
+    """The most sent items ``got`` holds if it is an interleaving of each sender's items in their order
+    (``extra_ok``: a hostile sender may add others); None if it is not. Identical items from two senders are
+    ambiguous, so this searches (memoised over the senders' positions: at most ``len(got)`` x positions)."""
+    queues = {}
     for v, data in want:
         queues.setdefault(v, []).append(data)
-    pos = {v: 0 for v in queues}
-    matched = 0
-    for g in got:
-        for v, q in queues.items():
-            if pos[v] < len(q) and q[pos[v]] == g:
-                pos[v] += 1
-                matched += 1
-                break
-        else:
-            if not extra_ok:
-                return None
-    return matched
+    senders = sorted(queues)
+    memo: dict = {}
+
+    def best(k: int, pos: tuple) -> int | None:
+        if k == len(got):
+            return 0
+        key = (k, pos)
+        if key in memo:
+            return memo[key]
+        out = None
+        for i, v in enumerate(senders):
+            if pos[i] < len(queues[v]) and queues[v][pos[i]] == got[k]:
+                r = best(k + 1, pos[:i] + (pos[i] + 1,) + pos[i + 1:])
+                if r is not None and (out is None or r + 1 > out):
+                    out = r + 1
+        if extra_ok:
+            r = best(k + 1, pos)
+            if r is not None and (out is None or r > out):
+                out = r
+        memo[key] = out
+        return out
+
+    return best(0, (0,) * len(senders))
 
 
 MACHINES = {"system": SystemMachine}
