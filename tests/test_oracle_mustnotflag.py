@@ -45,7 +45,7 @@ def _act(s, *acts):
 # ------------------------------------------------------------------ split device (the driver is honest)
 
 def test_device_completes_out_of_order(tmp_path):
-    """MAY: without VIRTIO_F_IN_ORDER the device uses buffers in any order ({SPLIT} / In-order, 2.7.9: only
+    """MAY: without VIRTIO_F_IN_ORDER the device uses buffers in any order (Basic Facilities of a Virtio Device / Virtqueues / In-order, 2.7.9: only
     IN_ORDER binds the order)."""
     s = _session(live.model_factory, "split_device")
     _act(s, (3, 0, 10), (3, 1, 10), (3, 2, 10), (0, 0, 0), (0, 0, 0), (0, 0, 0))
@@ -56,7 +56,7 @@ def test_device_completes_out_of_order(tmp_path):
 
 @pytest.mark.parametrize("length", [0, 1])
 def test_device_used_len_below_writable(length, tmp_path):
-    """MAY: 'the device MAY write more than len bytes' — len under-estimates ({SPLIT} / The Virtqueue Used Ring,
+    """MAY: 'the device MAY write more than len bytes' — len under-estimates (Basic Facilities of a Virtio Device / Virtqueues / The Virtqueue Used Ring,
     device, 2.7.8.2#2); len 0 for a writable buffer is the extreme case."""
     s = _session(live.model_factory, "split_device")
     _act(s, (3, 0, 40), (0, 0, 0))
@@ -65,7 +65,7 @@ def test_device_used_len_below_writable(length, tmp_path):
 
 
 def test_device_zero_length_descriptor(tmp_path):
-    """MAY/freedom: the device makes no assumption about how descriptors frame a message ({SPLIT[:-14]}Message
+    """MAY/freedom: the device makes no assumption about how descriptors frame a message (Basic Facilities of a Virtio Device / Message
     Framing, device); a zero-length descriptor is no violation of any MUST (only a device's own cap, 2.7.4.1 MAY)."""
     s = _session(live.model_factory, "split_device")
     _act(s, (5, 0, 0))                     # shape 0, (y >> 4) & 1 == 0: a well-formed zero-length descriptor
@@ -85,7 +85,7 @@ class AlwaysNotifies(bugs.Wrapped):
 
 
 def test_device_spurious_notification_with_no_interrupt(tmp_path):
-    """SHOULD NOT: with VRING_AVAIL_F_NO_INTERRUPT set the device SHOULD NOT notify ({SPLIT} / Used Buffer
+    """SHOULD NOT: with VRING_AVAIL_F_NO_INTERRUPT set the device SHOULD NOT notify (Basic Facilities of a Virtio Device / Virtqueues / Used Buffer
     Notification Suppression, device): notifying anyway is legal (the driver MUST handle spurious ones)."""
     s = _session(AlwaysNotifies, "split_device")
     _act(s, (3, 0, 10), (0, 0, 0), (1, 0, 1))
@@ -97,7 +97,7 @@ def test_device_spurious_notification_with_no_interrupt(tmp_path):
 
 @pytest.mark.parametrize("used_event", [0, 1, 2, 0x7FFF, 0xFFFF])
 def test_device_event_idx_used_event_anywhere(used_event, tmp_path):
-    """MAY: with EVENT_IDX the driver MAY use used_event with any value ({SPLIT} / Used Buffer Notification
+    """MAY: with EVENT_IDX the driver MAY use used_event with any value (Basic Facilities of a Virtio Device / Virtqueues / Used Buffer Notification
     Suppression, driver: 'MAY use used_event'); the device's decision follows it, spurious ones are allowed."""
     s = _session(AlwaysNotifies, "split_device", features={"event_idx": True})
     lay = s.checker.runner.layout
@@ -107,7 +107,7 @@ def test_device_event_idx_used_event_anywhere(used_event, tmp_path):
 
 
 def test_device_disables_and_reenables_kicks(tmp_path):
-    """MAY: the device MAY set VRING_USED_F_NO_NOTIFY / use avail_event ({SPLIT} / Available Buffer Notification
+    """MAY: the device MAY set VRING_USED_F_NO_NOTIFY / use avail_event (Basic Facilities of a Virtio Device / Virtqueues / Available Buffer Notification
     Suppression, device); disabling and re-enabling is never a violation."""
     s = _session(live.model_factory, "split_device")
     for op in ("disable_notify", "enable_notify", "disable_notify", "disable_notify", "enable_notify"):
@@ -138,7 +138,7 @@ class AlwaysKicks(bugs.Wrapped):
 
 
 def test_driver_spurious_kick_with_no_notify(tmp_path):
-    """SHOULD NOT: with VRING_USED_F_NO_NOTIFY the driver SHOULD NOT notify ({SPLIT} / Available Buffer
+    """SHOULD NOT: with VRING_USED_F_NO_NOTIFY the driver SHOULD NOT notify (Basic Facilities of a Virtio Device / Virtqueues / Available Buffer
     Notification Suppression, driver): kicking anyway, even with nothing new, is legal."""
     s = _session(AlwaysKicks, "split_driver")
     assert s.write([(s.checker.runner.layout.used, (1).to_bytes(2, "little"))])     # NO_NOTIFY
@@ -148,7 +148,7 @@ def test_driver_spurious_kick_with_no_notify(tmp_path):
 
 @pytest.mark.parametrize("avail_event", [0, 1, 3, 0x8000, 0xFFFF])
 def test_driver_event_idx_avail_event_anywhere(avail_event, tmp_path):
-    """MAY: with EVENT_IDX the device MAY use avail_event with any value ({SPLIT} / Available Buffer Notification
+    """MAY: with EVENT_IDX the device MAY use avail_event with any value (Basic Facilities of a Virtio Device / Virtqueues / Available Buffer Notification
     Suppression, device: 'MAY use avail_event'); a kick where none was asked is legal (SHOULD NOT)."""
     s = _session(AlwaysKicks, "split_driver", features={"event_idx": True})
     assert s.write([(s.checker.runner.layout.avail_event(), avail_event.to_bytes(2, "little"))])
@@ -157,7 +157,7 @@ def test_driver_event_idx_avail_event_anywhere(avail_event, tmp_path):
 
 
 def test_driver_disables_callbacks(tmp_path):
-    """MAY: the driver MAY set VRING_AVAIL_F_NO_INTERRUPT / used_event ({SPLIT} / Used Buffer Notification
+    """MAY: the driver MAY set VRING_AVAIL_F_NO_INTERRUPT / used_event (Basic Facilities of a Virtio Device / Virtqueues / Used Buffer Notification
     Suppression, driver), and re-enable (enable_cb says whether buffers are pending)."""
     s = _session(live.model_factory, "split_driver")
     _act(s, (0, 0, 0), (3, 0, 5))
@@ -205,7 +205,7 @@ def test_driver_other_free_descriptors(tmp_path):
 # ------------------------------------------------------------------ packed
 
 def test_packed_device_completes_out_of_order(tmp_path):
-    """MAY: the device MAY reorder the used descriptors it writes ({PACKED}, device 2.8.12#2: 'start writing
+    """MAY: the device MAY reorder the used descriptors it writes (Basic Facilities of a Virtio Device / Packed Virtqueues, device 2.8.12#2: 'start writing
     used descriptors in completion order', completion in any order without IN_ORDER)."""
     s = _session(live.model_factory, "packed_device")
     _act(s, (3, 0, 10), (3, 1, 10), (0, 0, 0), (0, 0, 0))     # two buffers of two descriptors: the whole ring
@@ -230,7 +230,7 @@ class PackedHighIds(ModelImplementation):
 
 def test_packed_driver_any_free_id(tmp_path):
     """Freedom of rule_add_publishes ('a free id'): Buffer IDs are the driver's to pick among the unused
-    ({PACKED} / The Virtqueue Descriptor Table: the id is opaque to the device)."""
+    (Basic Facilities of a Virtio Device / Packed Virtqueues / The Virtqueue Descriptor Table: the id is opaque to the device)."""
     s = _session(PackedHighIds, "packed_driver")
     _act(s, (0, 0, 0), (0, 1, 1), (3, 0, 5), (1, 0, 0), (0, 2, 2), (3, 0, 5), (1, 0, 0))
     assert s.steps[0]["result"]["id"] == 3
@@ -261,7 +261,7 @@ def test_packed_device_spurious_notification_under_desc(tmp_path):
 
 def test_packed_device_event_modes(tmp_path):
     """MAY: the device MAY publish any of ENABLE, DISABLE, DESC (with EVENT_IDX) in its event suppression
-    structure ({PACKED} / event suppression, 2.8.10)."""
+    structure (Basic Facilities of a Virtio Device / Packed Virtqueues / event suppression, 2.8.10)."""
     s = _session(live.model_factory, "packed_device", features={"event_idx": True})
     for mode in (1, 0, 2, 2, 0):
         assert s.call("set_event", {"mode": mode}), s.violation
