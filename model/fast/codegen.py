@@ -30,7 +30,7 @@ from typing import Any
 from t1virtio.fast import ir
 from t1virtio.fast.ir import BOOL, MASK, U64, Const, Var
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 MODES = ("numba", "python")
 
 
@@ -51,13 +51,17 @@ class Printer:
     def __init__(self, inline: bool = False) -> None:
         self.inline = inline         # numba inlines each generated function into its callers, and no reference
         #                              counting (_nrt=False): the arrays belong to the caller for the whole call
+        self.alias: dict[int, str] = {}      # CSE: a variable printed as an earlier one with the same (op, args)
+        self.seen: list[dict] = [{}]         # (op, args) -> name, one scope per block (inner scopes see outer ones)
+        self.guarded = False                 # every guard of the function has been printed (post-guard region)
+        self.guards_left = 0
         self.k = _Consts()
         self.lines: list[str] = []
         self.tmp = 0
 
     def a(self, x: Any) -> str:
         if isinstance(x, Var):
-            return f"v{x.id}"
+            return self.alias.get(x.id, f"v{x.id}")
         if x.ty == BOOL:
             return "True" if x.value else "False"
         return self.k.name(x.value)
@@ -72,6 +76,12 @@ class Printer:
     def op(self, s: ir.Op, ind: int) -> None:
         a = [self.a(x) for x in s.args]
         o, n = f"v{s.out.id}", s.op
+        key = (n, tuple(a))
+        for scope in reversed(self.seen):
+            if key in scope:
+                self.alias[s.out.id] = scope[key]     # common subexpression: print nothing, name the earlier one
+                return
+        self.seen[-1][key] = o
         if n in ("add", "sub", "mul"):
             e = f"({a[0]} {'+-*'[('add', 'sub', 'mul').index(n)]} {a[1]}) & M64"
         elif n in ("and", "or", "xor"):
@@ -133,6 +143,13 @@ class Printer:
         return j, ind + 2
 
     def block(self, blk: list, ind: int, sizes: dict) -> None:
+        self.seen.append({})
+        try:
+            self._block(blk, ind, sizes)
+        finally:
+            self.seen.pop()
+
+    def _block(self, blk: list, ind: int, sizes: dict) -> None:
         for s in blk:
             if isinstance(s, ir.Op):
                 self.op(s, ind)
@@ -144,6 +161,8 @@ class Printer:
                         self.emit(ind, f"{o} = {t}[{k}]")
                     else:
                         self.emit(ind, f"{o} = {t}[{n - 1}]" if s.default is None else f"{o} = {self.a(s.default)}")
+                elif s.site and self.guarded:      # proved in range under the guards (op⊢index-safe)
+                    self.emit(ind, f"{o} = {t}[{self.a(s.idx)}]")
                 else:
                     i = self.a(s.idx)
                     other = f"{t}[{self.N(t, sizes, 1)}]" if s.default is None else self.a(s.default)
@@ -153,6 +172,8 @@ class Printer:
                 if isinstance(s.idx, Const) and not isinstance(n, str):
                     if s.idx.value < n:
                         self.emit(ind, f"{t}[{s.idx.value}] = {self.a(s.val)}")
+                elif s.site and self.guarded:
+                    self.emit(ind, f"{t}[{self.a(s.idx)}] = {self.a(s.val)}")
                 else:
                     i = self.a(s.idx)
                     self.emit(ind, f"if {i} < {self.N(t, sizes)}:")
@@ -198,6 +219,8 @@ class Printer:
             elif isinstance(s, ir.Guard):
                 self.emit(ind, f"if not {self.a(s.cond)}:")
                 self.emit(ind + 1, f"return {s.code}    # {s.clause}")
+                self.guards_left -= 1
+                self.guarded = self.guards_left == 0
             else:
                 raise AssertionError(type(s))
 
@@ -212,10 +235,61 @@ class Printer:
             if t in f.dynamic:
                 self.emit(1, f"n_{t} = U(len({t}))")
                 self.emit(1, f"m_{t} = n_{t} - {self.k.name(1)}")
-        self.block(f.body, 1, sizes)
+        body = early_guards(f.body)
+        self.guards_left = sum(1 for s in body if isinstance(s, ir.Guard))
+        self.guarded = self.guards_left == 0
+        self.alias, self.seen = {}, [{}]
+        self.block(body, 1, sizes)
         self.emit(1, "return 0")
         self.emit(0, "")
         self.emit(0, "")
+
+
+def _defined(s: Any) -> list:
+    """The variables a top-level statement defines."""
+    if isinstance(s, (ir.Op, ir.Read, ir.Len)):
+        return [s.out]
+    if isinstance(s, ir.Loop):
+        return list(s.outs)
+    return []
+
+
+def early_guards(body: list) -> list:
+    """The top-level statements with each guard moved up to just after the statement defining its condition, but
+    never before an earlier guard: guards still fail in order (the first failed one is returned), and a refused
+    step stops before computing what only later guards and the effects need (a search after a failed guard).
+    Nothing before the last guard writes a table (the tracer emits every write after the guards), so returning
+    earlier leaves the state as unchanged as before."""
+    rest = [s for s in body if not isinstance(s, ir.Guard)]
+    guards = [s for s in body if isinstance(s, ir.Guard)]
+    first_write = next((i for i, s in enumerate(rest) if isinstance(s, (ir.Write, ir.Fill, ir.MapRange, ir.WalkBack))
+                        or (isinstance(s, ir.Loop) and _writes(s.body))), len(rest))
+    where = {}
+    for i, s in enumerate(rest):
+        for v in _defined(s):
+            where[v.id] = i
+    after: dict[int, list] = {}
+    pos = -1
+    for g in guards:
+        d = where.get(g.cond.id, -1) if isinstance(g.cond, Var) else -1
+        pos = max(pos, d)
+        if pos >= first_write:
+            raise AssertionError("a guard after a write: the tracer emits every write after the guards")
+        after.setdefault(pos, []).append(g)
+    out = list(after.get(-1, []))
+    for i, s in enumerate(rest):
+        out.append(s)
+        out.extend(after.get(i, []))
+    return out
+
+
+def _writes(blk: list) -> bool:
+    for s in blk:
+        if isinstance(s, (ir.Write, ir.Fill, ir.MapRange, ir.WalkBack)):
+            return True
+        if isinstance(s, ir.Loop) and _writes(s.body):
+            return True
+    return False
 
 
 def prelude(mode: str, consts: dict) -> str:

@@ -9,8 +9,10 @@ fixed (preset) length; ``"sc"`` holds the scalar leaves of the state, ``"args"``
 Statements (a ``Block`` is a list of them, run in order):
 
 - ``Op(out, op, args)``: ``out = op(*args)``; ``op`` in ``OPS``.
-- ``Read(out, table, idx, default)``: ``table[idx]``; outside the table ``default`` or, when ``default``
-  is None, the last entry (``L.at``'s convention).
+- ``Read(out, table, idx, default, site)``: ``table[idx]``; outside the table ``default`` or, when ``default``
+  is None, the last entry (``L.at``'s convention). ``site``: the read is one of the model's index-safety sites,
+  proved in range whenever the step's guards hold (``proofs``, ``op⊢index-safe``); the printer drops its clamp
+  when it runs after every guard.
 - ``Write(table, idx, val)``: ``table[idx] = val``; outside the table nothing.
 - ``Fill(table, lo, n, val)`` / ``MapRange(table, lo, n, k, x, body, res)``: entries ``lo .. lo+n-1``
   (clipped to the table) become ``val`` / ``res`` computed by ``body`` from the index ``k`` and the old
@@ -79,6 +81,7 @@ class Read:
     table: str
     idx: Atom
     default: Atom | None = None
+    site: bool = False               # an index-safety site of the model (``L.at``): in range once the guards hold
 
 
 @dataclass(eq=False)
@@ -86,6 +89,7 @@ class Write:
     table: str
     idx: Atom
     val: Atom
+    site: bool = False               # an index-safety site of the model (``L.update``)
 
 
 @dataclass(eq=False)

@@ -129,7 +129,9 @@ def table_names(layout: Any) -> list:
 # ---------------------------------------------------------------------------------------------
 # Hand-written: the byte layer of the concrete sides and the batch drivers. Placeholders: {D} split
 # driver tables, {V} split device tables, {W} walk sc, {PD}/{PV}/{PW} the packed ones; {S_x} the sc slot of
-# field x of the side's state (e.g. {SD_avail_idx}); {C_x} the code of a clause in a function.
+# field x of the side's state (e.g. {SD_avail_idx}); {C_x} the code of a clause in a function. A split ring slot
+# is ``idx & (size - 1)`` (the model's ``idx % size``): a split ring's size is a power of two (queue_ready refuses
+# any other, QUEUE_POW2), and a division by a size only known at run time costs ~30 cycles.
 
 GLUE = r'''
 
@@ -215,7 +217,7 @@ def split_add({D}, args, out, sel, mem, cfg, dx, next_link, last_of, seg_addr, s
     last_of[head] = sel[k - U(1)]
     dx[0] = i
     ai = D_sc[{SD_avail_idx}]
-    st(mem, cfg[1] + U(4) + U(2) * ((ai - U(1)) % size), 2, head)
+    st(mem, cfg[1] + U(4) + U(2) * ((ai - U(1)) & (size - U(1))), 2, head)
     st(mem, cfg[1] + U(2), 2, ai)
     out[0] = head
     if D_sc[{SD_num_added}] == U(0xFFFF):
@@ -240,7 +242,7 @@ def split_get({D}, args, out, mem, cfg, dx, next_link, last_of):
     """SplitDriver.get_used: 0 and out = (id, len), or the clause code."""
     size = cfg[3]
     args[0] = ld(mem, cfg[2] + U(2), 2)
-    slot = D_sc[{SD_last_used}] % size
+    slot = D_sc[{SD_last_used}] & (size - U(1))
     args[1] = ld(mem, cfg[2] + U(4) + U(8) * slot, 4)
     args[2] = ld(mem, cfg[2] + U(8) + U(8) * slot, 4)
     c = s_get_used({D}, args, out)
@@ -311,7 +313,7 @@ def split_pop({V}, W_sc, args, out, mem, cfg, seg_addr, seg_len, seg_w, nseg):
     """SplitDevice.pop_avail: 0 and out[0] = head, or the clause code of pop_avail, or 100 + the walk's."""
     size = cfg[3]
     ai = ld(mem, cfg[1] + U(2), 2)
-    head = ld(mem, cfg[1] + U(4) + U(2) * (V_sc[{SV_last_avail}] % size), 2)
+    head = ld(mem, cfg[1] + U(4) + U(2) * (V_sc[{SV_last_avail}] & (size - U(1))), 2)
     args[0] = ai
     args[1] = head
     c = s_pop_check({V}, args, out)
@@ -332,7 +334,7 @@ def split_pop({V}, W_sc, args, out, mem, cfg, seg_addr, seg_len, seg_w, nseg):
 def split_used({V}, args, out, mem, cfg, head, length):
     """SplitDevice.add_used."""
     size = cfg[3]
-    slot = V_sc[{SV_used_idx}] % size
+    slot = V_sc[{SV_used_idx}] & (size - U(1))
     args[0] = head
     args[1] = length
     c = s_add_used({V}, args, out)
@@ -377,9 +379,9 @@ def split_rt({D}, {V}, W_sc, args, out, sel, mem, cfg, dx, next_link, last_of, s
     needed, need_notify; the driver takes every used buffer. Returns 0 or the first refusal's code."""
     added = U(0)
     done = U(0)
+    slot = U(0)
     while done < n:
         while added - done < depth and added < n:
-            slot = added % depth
             sa[0] = data + slot * U(2) * seglen
             sa[1] = sa[0] + seglen
             sl[0] = seglen
@@ -390,6 +392,9 @@ def split_rt({D}, {V}, W_sc, args, out, sel, mem, cfg, dx, next_link, last_of, s
             if c != 0:
                 return c
             added += U(1)
+            slot += U(1)
+            if slot == depth:
+                slot = U(0)
         split_kick({D}, args, out, mem, cfg)
         while True:
             while True:
@@ -652,9 +657,9 @@ def packed_rt({PD}, {PV}, PW_sc, args, out, mem, cfg, px, next_id, last_id, seg_
     push_used each (copying when ``copy``); need_notify; get_used until none."""
     added = U(0)
     done = U(0)
+    slot = U(0)
     while done < n:
         while added - done < depth and added < n:
-            slot = added % depth
             sa[0] = data + slot * U(2) * seglen
             sa[1] = sa[0] + seglen
             sl[0] = seglen
@@ -665,6 +670,9 @@ def packed_rt({PD}, {PV}, PW_sc, args, out, mem, cfg, px, next_id, last_id, seg_
             if c != 0:
                 return c
             added += U(1)
+            slot += U(1)
+            if slot == depth:
+                slot = U(0)
         packed_kick({PD}, args, out, mem, cfg)
         while True:
             c = packed_pop({PV}, PW_sc, args, out, mem, cfg, seg_addr, seg_len, seg_w, nseg)

@@ -69,20 +69,20 @@ def specs(preset: Any, policy: Any, tr: Transitions) -> dict[str, tuple[Callable
 
 DRIVERS = '''
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False, _nrt=False)
 def memcpy(dst, doff, src, soff, n):
     """dst[doff:doff+n] = src[soff:soff+n] with unsigned indices (the bounce copy)."""
     for i in range(U(0), n):
         dst[doff + i] = src[soff + i]
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False, _nrt=False)
 def memzero(dst, doff, n):
     for i in range(U(0), n):
         dst[doff + i] = 0
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False, _nrt=False)
 def bounce(kind, orig, tlb, n, orig_mem, orig_base, pool_mem, pool_base):
     """Perform a Copy (kind: 1 orig->slot, 2 slot->orig, 3 zero the slot) between two flat memories;
     addresses are physical, ``*_base`` the address of byte 0 of each memory."""
@@ -96,7 +96,7 @@ def bounce(kind, orig, tlb, n, orig_mem, orig_base, pool_mem, pool_base):
         memzero(pool_mem, tlb - pool_base, n)
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False, _nrt=False)
 def pairs_nocopy({T}, args, out, ring, n, base, nbuf, size, fails):
     """The bench's timed part: pair i unmaps ring[i % live] (release) and maps buffer i % nbuf in its place
     (map: mapping_size 0, alloc_size size). Returns 0 or the first refusal's clause code."""
@@ -126,7 +126,7 @@ def pairs_nocopy({T}, args, out, ring, n, base, nbuf, size, fails):
     return 0
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False, _nrt=False)
 def pairs_bounce({T}, args, out, ring, n, base, nbuf, size, orig_mem, pool_mem, pool_base, fails):
     """As pairs_nocopy with the bounce layer: map_single/unmap_single of ``size`` bytes, BIDIRECTIONAL,
     map bounce 5.18+, and the copies each step returns."""
@@ -163,7 +163,7 @@ def pairs_bounce({T}, args, out, ring, n, base, nbuf, size, orig_mem, pool_mem, 
     return 0
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False, _nrt=False)
 def run_ops({T}, args, out, ops, results):
     """A whole op sequence: row r of ``ops`` is (op code, up to 10 args); op codes index NAMES. results[r] =
     (clause code, out words...)."""
@@ -256,10 +256,11 @@ def build(preset: Any, policy: Any, tr: Transitions, mode: str = "numba", names:
         disp.append(f"            c = {n}({tabs}, args, out)")
     extra = DRIVERS.replace("{T}", tabs).replace("{DISPATCH}", "\n".join(disp))
     if not {"map", "release", "map_single", "unmap_single"} <= set(names):
-        extra = extra[:extra.index("@njit(cache=True, boundscheck=False)\ndef pairs_nocopy")] + \
-            extra[extra.index("@njit(cache=True, boundscheck=False)\ndef run_ops"):]
+        extra = extra[:extra.index("@njit(cache=True, boundscheck=False, _nrt=False)\ndef pairs_nocopy")] + \
+            extra[extra.index("@njit(cache=True, boundscheck=False, _nrt=False)\ndef run_ops"):]
     mod = codegen.build_module(list(funcs.values()), mode, extra,
-                               title=f"swiotlb, preset {preset.name}, policy {policy.name}", stem="t1vfast_swiotlb")
+                               title=f"swiotlb, preset {preset.name}, policy {policy.name}", stem="t1vfast_swiotlb",
+                               inline=True)
     mod.NAMES = names
     fast = Fast(preset, policy, mode, layout, funcs, mod, names, time.perf_counter() - t0)
     _BUILT[key] = fast

@@ -352,21 +352,22 @@ class TTable:
             raise TraceError(f"{_where()}: iterating over the {self.n}-entry table {self.name}")
         return iter([self.read(k) for k in range(self.n)])
 
-    def read(self, k: Any, default: Any = None) -> Any:
+    def read(self, k: Any, default: Any = None, site: bool = False) -> Any:
         bld = self._check("read")
         if isinstance(k, int) and not isinstance(k, bool) and default is None:
             k = k if 0 <= k < self.n else self.n - 1
         out = bld.var(U64)
-        bld.emit(ir.Read(out, self.name, atom(k, U64), None if default is None else atom(self._val(default), U64)))
+        bld.emit(ir.Read(out, self.name, atom(k, U64), None if default is None else atom(self._val(default), U64),
+                         site and default is None))
         return self._load(Tr(out))
 
     def _bump(self, bld: Builder) -> "TTable":
         bld.version[self.name] = self.ver + 1
         return TTable(self.name, self.n, self.ver + 1, self.boolean)
 
-    def write(self, k: Any, v: Any) -> "TTable":
+    def write(self, k: Any, v: Any, site: bool = False) -> "TTable":
         bld = self._check("write")
-        bld.emit(ir.Write(self.name, atom(k, U64), atom(self._val(v), U64)))
+        bld.emit(ir.Write(self.name, atom(k, U64), atom(self._val(v), U64), site))
         return self._bump(bld)
 
     def __eq__(self, o: Any) -> bool:
@@ -660,16 +661,16 @@ class TracingVocabulary(Vocabulary):
                 _, k = c
                 x = sel.table.read(k)
                 t = cur[0]
-                old = t.read(x)
-                cur[0] = t.write(x, f(x, old))       # outside the table: skipped, as the model's
+                old = t.read(x, site=True)
+                cur[0] = t.write(x, f(x, old), site=True)       # the model's site: every member in the table
                 return (self.ULT(k + 1, sel.count), k + 1)
             self._emit_loop(bound, (self.ULT(0, sel.count), 0), body)
         else:
             def body2(c: tuple) -> tuple:
                 _, k, x = c
                 t = cur[0]
-                old = t.read(x)
-                cur[0] = t.write(x, f(x, old))
+                old = t.read(x, site=True)
+                cur[0] = t.write(x, f(x, old), site=True)
                 return (self.ULT(k + 1, sel.count), k + 1, sel.link.read(x))
             self._emit_loop(bound, (self.ULT(0, sel.count), 0, sel.first), body2)
         del size
@@ -678,9 +679,9 @@ class TracingVocabulary(Vocabulary):
     # ------------------------------------------------------------ reads and writes
     def at(self, seq: Sequence[Any], i: Any) -> Any:
         if isinstance(seq, SelTable):
-            return SelLinked(seq.count.read(i), seq.first.read(i), seq.link)
+            return SelLinked(seq.count.read(i, site=True), seq.first.read(i, site=True), seq.link)
         if isinstance(seq, TTable):
-            return seq.read(i)
+            return seq.read(i, site=True)
         if isinstance(i, Tr):
             return Vocabulary.at(self, seq, i)
         return seq[i] if 0 <= i < len(seq) else seq[-1]
@@ -694,8 +695,8 @@ class TracingVocabulary(Vocabulary):
         if isinstance(seq, SelTable):
             if not isinstance(v, SelList):
                 raise TraceError(f"{_where()}: a selection table stores list selections only")
-            count = seq.count.write(i, v.count)
-            first = seq.first.write(i, v.table.read(0))
+            count = seq.count.write(i, v.count, site=True)
+            first = seq.first.write(i, v.table.read(0), site=True)
             cur = [seq.link]
 
             def body(c: tuple) -> tuple:
@@ -707,7 +708,7 @@ class TracingVocabulary(Vocabulary):
                             (self.ULT(1, v.count), 0), body)
             return SelTable(count, first, cur[0])
         if isinstance(seq, TTable):
-            return seq.write(i, v)
+            return seq.write(i, v, site=True)
         return Vocabulary.update(self, seq, i, v)
 
     def fill(self, seq: Sequence[Any], lo: Any, n: Any, v: Any) -> Any:
