@@ -70,8 +70,11 @@ def test_mutants_cite_registered_clauses():
 
 def test_code_cites_only_registered_ids():
     prefixes = {c.split("-")[0].split("/")[0] for c in clauses.CLAUSES}
+    ids = list(clauses.CLAUSES)
+    # a literal that begins registered ids (code grouping clauses, e.g. startswith("SWIOTLB-find")) is no citation
     unknown = sorted(lit for lit in _literals()
-                     if lit.split("-")[0].split("/")[0] in prefixes and not clauses.is_registered(lit))
+                     if lit.split("-")[0].split("/")[0] in prefixes and not clauses.is_registered(lit)
+                     and not any(c.startswith(lit) and c != lit for c in ids))
     assert not unknown, f"code cites unregistered clause ids: {unknown}"
 
 

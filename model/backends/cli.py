@@ -21,10 +21,13 @@ def backend_blk(image: str = typer.Option(..., "--image", help="disk image file 
                 block: int = typer.Option(0, "--block", help="region offset of the device's register block"),
                 width: int = typer.Option(8, "--width", help="doorbell width in bits"),
                 qmax: int = typer.Option(256, "--qmax", help="largest queue size the device accepts"),
-                fd: int = typer.Option(..., "--fd", help="inherited socket carrying doorbell flags")) -> None:
+                fd: int = typer.Option(..., "--fd", help="inherited socket carrying doorbell flags"),
+                as_json: bool = typer.Option(False, "--json", help="when done, print {pid, served} as JSON on stdout")) -> None:
     """virtio-blk over IMAGE in its own process: the region in real shared memory, notifications over a socket."""
     from t1virtio.system import remote
     n = remote.serve(image, shm, size, block, width, qmax, fd)
+    if as_json:
+        print(json.dumps({"backend": "blk", "pid": os.getpid(), "served": n}))
     print(f"backend blk (pid {os.getpid()}): served {n} requests", file=sys.stderr)
 
 
