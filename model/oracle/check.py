@@ -175,8 +175,12 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def check_lines(lines: Any, mode: str | None = None) -> Report:
-    """Check ``(line number, text)`` pairs: the header first, then operations."""
+PROGRESS_EVERY = 1000      # steps between progress calls
+
+
+def check_lines(lines: Any, mode: str | None = None, progress: Any = None) -> Report:
+    """Check ``(line number, text)`` pairs: the header first, then operations; ``progress(steps)`` is called
+    every ``PROGRESS_EVERY`` steps (long traces show progress)."""
     t0 = time.perf_counter()
     it = iter(lines)
     first = next(it, None)
@@ -186,14 +190,16 @@ def check_lines(lines: Any, mode: str | None = None) -> Report:
     checker = Checker(parse_line(text, lineno), mode)
     for lineno, text in it:
         v = checker.step(parse_line(text, lineno), lineno)
+        if progress is not None and checker.steps % PROGRESS_EVERY == 0:
+            progress(PROGRESS_EVERY)
         if v is not None:
             return Report(checker.component, checker.mode, checker.steps, time.perf_counter() - t0, v)
     return Report(checker.component, checker.mode, checker.steps, time.perf_counter() - t0)
 
 
-def check_file(path: str | Path, mode: str | None = None) -> Report:
+def check_file(path: str | Path, mode: str | None = None, progress: Any = None) -> Report:
     """Check the trace file at ``path`` (bounded reading; ``TraceError`` for unusable input)."""
-    return check_lines(read_lines(path), mode)
+    return check_lines(read_lines(path), mode, progress)
 
 
 def check_trace(header: dict, steps: list[dict], mode: str | None = None) -> Report:

@@ -35,8 +35,11 @@ def register(app: typer.Typer) -> None:
         from t1virtio.oracle.trace import MODES, TraceError
         if mode is not None and mode not in MODES:
             _fail_input(f"--mode {mode!r} is not one of {', '.join(MODES)}", as_json)
+        from t1virtio.progress import Reporter
         try:
-            rep = check_file(trace, mode)
+            with Reporter() as bar:
+                task = bar.add_task(f"oracle check {trace}")
+                rep = check_file(trace, mode, progress=lambda n: bar.advance(task, n))
         except TraceError as e:
             _fail_input(str(e), as_json)
         except RecursionError:
