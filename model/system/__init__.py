@@ -57,6 +57,11 @@ class Config:
     budget: int = 16                    # chains a backend serves per step (a named bound)
     images: tuple = ()                  # optional disk images (writable buffers), one per secondary
     remote: dict = dataclasses.field(default_factory=dict)   # {secondary: RemoteBlk}: blk served out of process
+    transport: str = "shm"              # what carries the registers: system/adapters.py TRANSPORTS
+
+    def __post_init__(self) -> None:
+        from t1virtio.system.adapters import check_transport
+        check_transport(self.transport)
 
     @property
     def pool_preset(self) -> presets.Preset:
@@ -201,7 +206,9 @@ class System:
         region_pages = -(-region_bytes // page)
         priv_pages = max(2, -(-cfg.private_bytes // page)) if page > 4096 else -(-cfg.private_bytes // page)
         hp = dataclasses.replace(P, name=f"{P.name}-HYP", page_size=page, n_vms=n + 1,
-                                 n_pages=1 + n * (priv_pages + region_pages), max_parcels=max(P.max_parcels, n))
+                                 n_pages=1 + n * (priv_pages + region_pages), max_parcels=max(P.max_parcels, n),
+                                 msgq_max_depth=max(P.msgq_max_depth, 8),
+                                 msgq_max_msg_size=max(P.msgq_max_msg_size, 240))
         self.hyp_preset = hp
         self.hv = BootedHypervisor(hp, hmem.Layout(private=(1,) + (priv_pages,) * n, shared=(0,) + (region_pages,) * n))
         self.shadow = CompactShadow()
@@ -212,6 +219,7 @@ class System:
         self.ends: dict[tuple[int, str], Any] = {}
         self.backends: dict[tuple[int, str], Any] = {}
         self.bells: dict[tuple[int, str], tuple[Doorbell, Doorbell]] = {}
+        self.carriers: dict[tuple[int, str], dict] = {}     # the transport's hypervisor objects per device
         self.private_pages: dict[int, set[int]] = {}
         self.window_monitors: dict[int, WindowMonitor] = {}
         self.setup_done = False
@@ -253,29 +261,52 @@ class System:
         cfg, v, P = self.cfg, s.v, self.cfg.pool_preset
         width = self.hyp_preset.doorbell_bits
         for d, name in enumerate(cfg.devices):
-            to_dev, to_drv = Doorbell(self.hyp_preset, self.vics[0]), Doorbell(self.hyp_preset, self.vics[v])
-            to_dev.bind_virq()
-            to_drv.bind_virq()
-            self.bells[(v, name)] = (to_dev, to_drv)
+            key = (v, name)
             block = d * BLOCK
-            if name == "blk" and v in cfg.remote:
-                self.ends[(v, name)] = end = cfg.remote[v].attach(self, v, block, HypBell(to_dev, to_drv), width,
-                                                                  P.queue_size)
-                self.backends[(v, name)] = end
+            if cfg.transport != "shm":
+                t = self._adapted(s, name, d)
             else:
-                mon, pri, size = self.device_view(v)
-                ctx = DeviceContext(mon, pri, size, lambda q: None)
-                be = self._backend(v, name)
-                end = DeviceEnd(be, ctx, block, HypBell(to_dev, to_drv), width, P.queue_size)
-                ctx.notify = end._notify
-                self.ends[(v, name)], self.backends[(v, name)] = end, be
-            t = ShmDriverTransport(s.ring_view, REGION_VA + block, to_dev, to_drv, width,
-                                   pump=lambda key=(v, name): self._pump_device(key))
+                to_dev, to_drv = Doorbell(self.hyp_preset, self.vics[0]), Doorbell(self.hyp_preset, self.vics[v])
+                to_dev.bind_virq()
+                to_drv.bind_virq()
+                self.bells[key] = (to_dev, to_drv)
+                self.carriers[key] = {"notify": to_dev, "interrupt": to_drv}
+                if name == "blk" and v in cfg.remote:
+                    self.ends[key] = end = cfg.remote[v].attach(self, v, block, HypBell(to_dev, to_drv), width,
+                                                                P.queue_size)
+                    self.backends[key] = end
+                else:
+                    mon, pri, size = self.device_view(v)
+                    ctx = DeviceContext(mon, pri, size, lambda q: None)
+                    be = self._backend(v, name)
+                    end = DeviceEnd(be, ctx, block, HypBell(to_dev, to_drv), width, P.queue_size)
+                    ctx.notify = end._notify
+                    self.ends[key], self.backends[key] = end, be
+                t = ShmDriverTransport(s.ring_view, REGION_VA + block, to_dev, to_drv, width,
+                                       pump=lambda key=key: self._pump_device(key))
             qs = P.queue_size
             s.frontends[name] = {"blk": lambda: fe.BlkFrontend(s, t, qs),
                                  "console": lambda: fe.ConsoleFrontend(s, t, qs, cfg.rx_bufs),
                                  "net": lambda: fe.NetFrontend(s, t, qs, cfg.rx_bufs),
                                  "rng": lambda: fe.RngFrontend(s, t, qs)}[name]()
+
+    def _adapted(self, s: Secondary, name: str, d: int) -> Any:
+        """Device ``name`` over a transport of ``model/transport/`` (system/adapters.py): the backend in the
+        primary (or its own process) behind the transport's device side; the driver transport for the frontend."""
+        from t1virtio.system import adapters
+        v, key, qmax = s.v, (s.v, name), self.cfg.pool_preset.queue_size
+        if name == "blk" and v in self.cfg.remote:
+            be = self.cfg.remote[v].attach_queues(self, v)
+            ctx = be.ctx
+        else:
+            mon, pri, size = self.device_view(v)
+            ctx = DeviceContext(mon, pri, size, lambda q: None)
+            be = self._backend(v, name)
+        t, end, carriers = adapters.build(self, v, name, be, ctx, qmax, pump=lambda: self.ends[key].registers())
+        self.ends[key], self.backends[key], self.carriers[key] = end, be, carriers
+        if "notify" in carriers:
+            self.bells[key] = (carriers["notify"], carriers["interrupt"])
+        return t
 
     def _pump_device(self, key: tuple[int, str]) -> None:
         if not self.setup_done:
@@ -295,7 +326,12 @@ class System:
                 work += be.pump(self.cfg.budget)
         for s in self.secondaries:
             for name, f in s.frontends.items():
-                f.t.take_interrupts()
+                try:
+                    f.t.take_interrupts()
+                except errors.PeerViolation as e:     # the transport broke (a hostile device): this device only
+                    if not f.broken:
+                        f.broken = e.clause
+                        f.abandon()
                 work += len(f.poll())
         return work
 
@@ -348,6 +384,18 @@ class System:
             be = self.backends[key]
             if isinstance(be, BlkBackend):
                 h.update(bytes(be.image))
+        for key in sorted(self.carriers):          # what the transport carries to and from the primary
+            for cname, c in sorted(self.carriers[key].items()):
+                h.update(cname.encode())
+                if hasattr(c, "payloads"):
+                    st = c.state
+                    h.update(bytes(repr((st.count, st.sent, st.received)), "ascii"))
+                    for k in range(st.count):
+                        h.update(c.payloads[(st.head + k) % st.depth])
+                elif hasattr(c, "page"):
+                    h.update(bytes(c.page))
+                else:
+                    h.update(c.state.flags.to_bytes(8, "little"))
         for hub in (self.hub_console, self.hub_net):
             for name in sorted(hub.ports, key=repr):
                 for item in hub.ports[name]:
