@@ -99,7 +99,9 @@ class _End:
 
     def __init__(self, backend: Any, ctx: Any, qmax: int):
         self.backend = backend
-        self.queues = Queues(backend, ctx, qmax, self._raise_used)
+        # a backend in its own process (system/remote.py) brings its own queue server
+        self.queues = backend.remote_queues(self._raise_used) if hasattr(backend, "remote_queues") \
+            else Queues(backend, ctx, qmax, self._raise_used)
         self.broken: str | None = None
         self.refusals: list[errors.ModelError] = []
 

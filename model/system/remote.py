@@ -57,11 +57,45 @@ class RemoteBlk:
 
     # host side ------------------------------------------------------------------------------
     def attach(self, system: Any, v: int, block: int, bell: Any, width: int, qmax: int) -> "RemoteBlk":
+        """The system's own transport: the process runs ``DeviceEnd`` over the register block at ``block``."""
+        self.bell = bell
+        self._spawn(system, v, block, width, qmax)
+        return self
+
+    # a transport of model/transport/ (system/adapters.py): the primary runs the transport's device side, the
+    # process only the queues; ``RemoteBlk`` stands for the backend there (same queues, features, config)
+    QUEUES = ("requestq",)
+
+    @property
+    def DEVICE(self) -> Any:            # noqa: N802 - the backend attribute it stands for
+        from t1virtio.backends.blk import BlkBackend
+        return BlkBackend.DEVICE
+
+    @property
+    def FEATURES(self) -> int:          # noqa: N802
+        from t1virtio.backends.blk import BlkBackend
+        return BlkBackend.FEATURES
+
+    def attach_queues(self, system: Any, v: int) -> "RemoteBlk":
+        from t1virtio.backends.context import DeviceContext
+        self._spawn(system, v, -1, system.hyp_preset.doorbell_bits, system.cfg.pool_preset.queue_size)
+        pri, _, size = system.hv.shared_region(v)
+        self.ctx = DeviceContext(system.hv.view(0), pri, size, lambda q: None)
+        self.refused: list[str] = []
+        return self
+
+    def config(self) -> bytes:
+        return self._config
+
+    def remote_queues(self, raise_used: Any) -> "RemoteQueues":
+        return RemoteQueues(self, raise_used)
+
+    def _spawn(self, system: Any, v: int, block: int, width: int, qmax: int) -> None:
         from multiprocessing import shared_memory
         hv = system.hv
         pri, _, size = hv.shared_region(v)
         ps = hv.preset.page_size
-        self.system, self.v, self.bell, self.size = system, v, bell, size
+        self.system, self.v, self.size = system, v, size
         self.shm = shared_memory.SharedMemory(create=True, size=size)
         for k in range(size // ps):          # re-back the region's physical pages by the segment
             p = hv.tlb[0][(pri + k * ps) // ps][0]
@@ -76,16 +110,10 @@ class RemoteBlk:
                                      pass_fds=(child.fileno(),))
         child.close()
         self.chan = _Chan(host)
-        self.chan.recv()                      # ready: the register block is written
-        return self
+        ready = self.chan.recv()              # ready: the register block is written (or the config reported)
+        self._config = bytes.fromhex(ready.get("config", ""))
 
-    def step(self, budget: int) -> int:
-        bits = self.bell.take()
-        if not bits:
-            return 0
-        self.kicks += 1
-        self.chan.send({"kick": bits, "budget": budget})
-        r = self.chan.recv()
+    def _answer(self, r: dict) -> None:
         self.live, self.broken = r["live"], r["broken"]
         self.log.extend(tuple(x) for x in r["log"])
         self.served += r["served"]
@@ -94,6 +122,15 @@ class RemoteBlk:
             lab = sh.intern(Label(DEVICE, time=sh.clock))
             for off, n in r["writes"]:
                 sh.set(name, off, [lab] * n)
+
+    def step(self, budget: int) -> int:
+        bits = self.bell.take()
+        if not bits:
+            return 0
+        self.kicks += 1
+        self.chan.send({"kick": bits, "budget": budget})
+        r = self.chan.recv()
+        self._answer(r)
         self.bell.ring(r["irq"])
         return r["served"]
 
@@ -114,6 +151,41 @@ class RemoteBlk:
             self.shm.close()
             self.shm.unlink()
             self.shm = None
+
+
+class RemoteQueues:
+    """``adapters.Queues`` for a backend process: the queue parameters go to the process at DRIVER_OK, kicks and
+    budgets per step; the used-buffer interrupts it reports are raised through the transport (``raise_used``)."""
+
+    def __init__(self, remote: RemoteBlk, raise_used: Any):
+        self.remote, self.raise_used = remote, raise_used
+        self.live = False
+        self.pending = 0
+
+    def start(self, params: list) -> None:
+        self.remote.chan.send({"start": [[int(x) for x in p] for p in params]})
+        self.remote._answer(self.remote.chan.recv())
+        self.live = True
+
+    def stop(self) -> None:
+        self.remote.chan.send({"stop": 1})
+        self.remote._answer(self.remote.chan.recv())
+        self.live, self.pending = False, 0
+
+    def serve(self, bits: int, budget: int) -> int:
+        self.pending |= bits
+        if not self.live or not self.pending:
+            return 0
+        self.remote.kicks += 1
+        self.remote.chan.send({"kick": self.pending, "budget": budget})
+        r = self.remote.chan.recv()
+        self.remote._answer(r)
+        if r["served"] < budget:
+            self.pending = 0
+        for q in range(len(RemoteBlk.QUEUES)):                 # bounded: the device's queues
+            if r["irq"] >> q & 1:
+                self.raise_used(q)
+        return r["served"]
 
 
 # child side --------------------------------------------------------------------------------------
@@ -151,9 +223,15 @@ def serve(image: str, shm_name: str, size: int, block: int, width: int, qmax: in
     bell = _ChanBell()
     ctx = DeviceContext(view, 0, size, lambda q: None)
     be = BlkBackend(img, serial=f"t1virtio-blk-pid{os.getpid()}".encode())
-    end = DeviceEnd(be, ctx, block, bell, width, qmax)
-    ctx.notify = end._notify
-    chan.send({"ready": 1})
+    if block >= 0:                               # the system's own transport: the register block in the region
+        end = DeviceEnd(be, ctx, block, bell, width, qmax)
+        ctx.notify = end._notify
+        chan.send({"ready": 1})
+    else:                                        # another transport: the primary sends the queue parameters
+        from t1virtio.system.adapters import Queues
+        end = Queues(be, ctx, qmax, lambda q: bell.ring(1 << q))
+        end.broken = None
+        chan.send({"ready": 1, "config": be.config().hex()})
     total = 0
     while True:
         try:
@@ -162,9 +240,18 @@ def serve(image: str, shm_name: str, size: int, block: int, width: int, qmax: in
             break
         if msg.get("quit"):
             break
-        bell.kicks, bell.irq, ctx.touched = msg["kick"], 0, []
+        bell.kicks, bell.irq, ctx.touched = msg.get("kick", 0), 0, []
         start = len(be.log)
-        n = end.step(msg["budget"])
+        if block >= 0:
+            n = end.step(msg["budget"])
+        elif "start" in msg:
+            end.start([tuple(p) for p in msg["start"]])
+            n = 0
+        elif "stop" in msg:
+            end.stop()
+            n = 0
+        else:
+            n = end.serve(bell.take(), msg["budget"])
         total += n
         chan.send({"irq": bell.irq, "served": n, "live": end.live, "broken": end.broken,
                    "writes": ctx.touched, "log": be.log[start:]})
