@@ -57,10 +57,11 @@ class _Progress:
 
 
 def run_demo(size: str = "small", kib: int = 64, remote: bool = True, file: Optional[str] = None,
-             quiet: bool = False) -> dict:
+             quiet: bool = False, transport: str = "mmio-msgq") -> dict:
     """The demo as data (the command prints it): see docs/system.md."""
     from t1virtio import errors
     from t1virtio.system import Config, System, frontend as fe, mac_of
+    from t1virtio.system.adapters import CARRIES
     from t1virtio.system.remote import RemoteBlk
     say = (lambda *a: None) if quiet else print
     payload = open(file, "rb").read() if file else bytes((i * 7 + i // 512) & 0xFF for i in range(kib * 1024))
@@ -70,8 +71,10 @@ def run_demo(size: str = "small", kib: int = 64, remote: bool = True, file: Opti
     tmp = tempfile.NamedTemporaryFile(prefix="t1virtio-disk-", suffix=".img", delete=False)
     tmp.write(bytes(sectors * 512))
     tmp.close()
-    out: dict = {"size": size, "bytes": len(payload), "remote_blk": remote, "checks": []}
-    cfg = Config(size=size, disk_sectors=sectors, remote={1: RemoteBlk(tmp.name)} if remote else {})
+    out: dict = {"size": size, "bytes": len(payload), "remote_blk": remote, "transport": transport,
+                 "carried_by": CARRIES.get(transport), "checks": []}
+    cfg = Config(size=size, disk_sectors=sectors, remote={1: RemoteBlk(tmp.name)} if remote else {},
+                 transport=transport)
     t0 = time.perf_counter()
     system = System(cfg)
     try:
@@ -79,9 +82,12 @@ def run_demo(size: str = "small", kib: int = 64, remote: bool = True, file: Opti
         P = cfg.pool_preset
         say(f"booted: hypervisor, primary, 2 secondaries; each region {s1.size >> 10} KiB holding a "
             f"{P.pool_nslabs}-slot swiotlb pool, queues of {P.queue_size}; devices blk, console, net, rng")
+        say(f"transport {transport}: {CARRIES[transport]}")
         if remote:
+            how = "doorbells carried on a socket" if transport == "shm" else \
+                "the primary serves the transport and sends the process the queues and kicks on a socket"
             say(f"secondary 1's virtio-blk is served by a separate process (pid {cfg.remote[1].proc.pid}) over "
-                f"shared memory {cfg.remote[1].shm.name}, doorbells carried on a socket")
+                f"shared memory {cfg.remote[1].shm.name}, {how}")
         blk = s1.frontends["blk"]
         n = len(payload) // chunk + (1 if len(payload) % chunk else 0)
         bar = _Progress(2 * n, "blk write + read back", quiet)
@@ -145,6 +151,12 @@ def run_demo(size: str = "small", kib: int = 64, remote: bool = True, file: Opti
                   ("SYSTEM-BOUNCE-pool", "every buffer handed to a device was a live mapping of the pool"),
                   ("SWIOTLB-BOUNCE-no-export", "the regions hold only exported, device or coherent bytes"),
                   ("SWIOTLB-BOUNCE-no-stale", "no caller buffer received a stale byte")]
+        msgs = sum(c.state.sent for cs in system.carriers.values() for c in cs.values() if hasattr(c, "payloads"))
+        if msgs:
+            checks.append(("TRANSPORT-one-in-flight", f"{msgs} transport messages between the secondaries and the "
+                                                      f"primary over the hypervisor's message queues, each answered "
+                                                      f"in order"))
+        out["transport_messages"] = msgs
         out["checks"] = [{"clause": c, "held": True, "detail": d} for c, d in checks]
         out["ok"] = True
     except errors.ModelError as e:
@@ -165,9 +177,18 @@ def register(app: typer.Typer) -> None:
              kib: int = typer.Option(64, "--kib", help="size of the generated file to write and read back"),
              file: Optional[str] = typer.Option(None, "--file", help="write this file instead"),
              remote: bool = typer.Option(True, "--remote/--in-process", help="serve blk from its own process"),
+             transport: str = typer.Option("mmio-msgq", "--transport",
+                                           help="what carries the registers: mmio-msgq (the seed's), emulated, msg, "
+                                                "shm (ivshmem: refused)"),
              as_json: bool = typer.Option(False, "--json")) -> None:
         """The whole system: blk write/read-back, console lines and packets between two secondaries via the primary."""
-        res = run_demo(size, kib, remote, file, quiet=as_json)
+        from t1virtio.system.adapters import check_transport
+        try:
+            check_transport(transport)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise typer.Exit(2)
+        res = run_demo(size, kib, remote, file, quiet=as_json, transport=transport)
         if as_json:
             print(json.dumps(res, indent=1))
         else:
