@@ -182,12 +182,12 @@ def register(app: typer.Typer) -> None:
                                                 "shm (ivshmem: refused)"),
              as_json: bool = typer.Option(False, "--json")) -> None:
         """The whole system: blk write/read-back, console lines and packets between two secondaries via the primary."""
+        from t1virtio.cli import Failure
         from t1virtio.system.adapters import check_transport
         try:
             check_transport(transport)
         except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            raise typer.Exit(2)
+            raise Failure(str(e), 2) from None
         res = run_demo(size, kib, remote, file, quiet=as_json, transport=transport)
         if as_json:
             print(json.dumps(res, indent=1))
@@ -199,4 +199,5 @@ def register(app: typer.Typer) -> None:
             else:
                 print(f"FAILED: {res['error']}")
         if not res["ok"]:
-            raise typer.Exit(1)
+            from t1virtio.cli import Failure
+            raise Failure(f"the demo failed: {res['error']}")
