@@ -870,7 +870,7 @@ def measure(row: Row, cfg: Config, lx: Linux) -> Row:
                 row.linux_c_at_fast_ops_s = best_rate(lambda: lx.split_c(rplan, row.fast_ops), b)[0]
             except Exception as e:  # noqa: BLE001 - a failed side is a note, never a dropped row
                 _note(row, "linux_c_at_fast", e)
-        if rplan.variant == "depth 1":
+        if rplan.variant == "depth 1" or lx.reason:
             _linux(row, "linux_py", lx, lambda: lx.split_py(row.size, n), b, n)
         else:
             row.notes["linux_py"] = RING_PY_DEPTH1
@@ -1168,3 +1168,17 @@ def fast_vs_linux(ops: int, seed: int = 12, nareas: int = 1, min_align: int = 0,
     p.close()
     res["seconds"] = time.perf_counter() - t0
     return res
+
+
+def fast_vs_linux_rings(ops: int, seed: int = 7, size: int = VIRTQUEUE_MAX_SIZE) -> dict:
+    """``ops`` random ops (adds, kick decisions, pops, completions, need_notify / notify_enable decisions, gets) on
+    the fast split driver + device and on Linux 6.1's virtio_ring.c + vringh.c at ``size``: the ring bytes after
+    every op, every result and decision (``t1virtio.fast.rings.fast_vs_linux_split``)."""
+    from t1virtio.fast import rings as fr
+    lx = Linux().load()
+    if lx.reason:
+        raise RuntimeError(lx.reason)
+    t0 = time.perf_counter()
+    bad = fr.fast_vs_linux_split(lx.vp, ring_models(), ops, seed=seed, N=size)
+    return dict(ops=ops, size=size, seed=seed, mismatches=len(bad), first_mismatch=str(bad[0]) if bad else None,
+                seconds=time.perf_counter() - t0)

@@ -387,11 +387,24 @@ def bench(model: bool = typer.Option(True, "--model/--no-model", help="measure t
           as_json: bool = typer.Option(False, "--json", help="print a JSON document instead of tables"),
           fast: bool = typer.Option(True, "--fast/--no-fast", help="measure the generated fast path (default on)"),
           fast_vs_linux: Optional[int] = typer.Option(None, "--fast-vs-linux", help="instead of timing: compare the "
-                                                      "fast path's slot choices with Linux 6.1 over N random ops")) -> None:
+                                                      "fast path with Linux 6.1 over N random ops (swiotlb slot "
+                                                      "choices; with --component split: ring bytes and "
+                                                      "notification decisions at queue size 32768)")) -> None:
     """Model ops/s at real sizes beside Linux 6.1 (C loop and ctypes) on the same op sequences."""
     import os
 
     from t1virtio import bench as b
+    if fast_vs_linux is not None and component == "split":
+        try:
+            res = b.fast_vs_linux_rings(fast_vs_linux)
+        except Exception as e:  # noqa: BLE001 - one line
+            raise Failure(f"bench --fast-vs-linux: {type(e).__name__}: {e}") from None
+        print(json.dumps(res, indent=1) if as_json else
+              f"fast split ring vs Linux 6.1 (virtio_ring.c + vringh.c, queue size {res['size']}): {res['ops']} ops, "
+              f"{res['mismatches']} mismatches, {res['seconds']:.1f} s")
+        if res["mismatches"]:
+            raise Failure(f"bench --fast-vs-linux: first mismatch {res['first_mismatch']}")
+        return
     if fast_vs_linux is not None:
         try:
             res = b.fast_vs_linux(fast_vs_linux)

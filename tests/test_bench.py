@@ -54,17 +54,19 @@ def test_json_document_shape():
     assert r.returncode == (1 if os.environ.get("CI") and not linux["available"] else 0), r.stderr
     assert {"platform", "python", "cpu", "cpus", "model_revision", "linux_peer"} <= set(doc["machine"])
     assert [(x["component"], x["size"], x["occupancy"], x["variant"]) for x in doc["rows"]] == [
-        ("swiotlb", 1024, 0, "no copy"), ("swiotlb", 1024, 0, "4 KiB bounce"), ("split", 1024, None, None),
-        ("packed", 1024, None, None)]
+        ("swiotlb", 1024, 0, "no copy"), ("swiotlb", 1024, 0, "4 KiB bounce")] + [
+        (c, 1024, None, v) for c in ("split", "packed") for v in b.RING_VARIANTS]
     for row in doc["rows"]:
         assert ROW_KEYS <= set(row)
-        for side in ("model", "linux_c", "linux_py"):
+        for side in ("model", "linux_c", "linux_py", "fast"):
             assert (row[f"{side}_ops_s"] or 0) > 0 or side in row["notes"], (side, row)
         assert row["model_ops"] >= 1, row
+        assert "fast_vs_model" in row and "fast_vs_linux_c" in row
     packed = doc["rows"][-1]
     assert packed["linux_c_ops_s"] is None and "vringh has no packed ring" in packed["notes"]["linux_c"]
     assert {(g["component"], g["variant"]) for g in doc["growth"]} == {
-        ("swiotlb", "no copy"), ("swiotlb", "4 KiB bounce"), ("split", None), ("packed", None)}
+        ("swiotlb", "no copy"), ("swiotlb", "4 KiB bounce")} | {
+        (c, v) for c in ("split", "packed") for v in b.RING_VARIANTS}
     assert all({"model_growth", "model_lowest_ops_s", "meets_target", "target_ops_s"} <= set(g) for g in doc["growth"])
 
 
@@ -75,15 +77,16 @@ def test_every_side_runs_the_same_ops():
     cfg = b.Config(components=("swiotlb", "split"), swiotlb_sizes=(512,), ring_sizes=(16,), occupancies=(0, 50),
                    budget=budget)
     doc = b.run(cfg)
-    assert len(doc["rows"]) == 4
+    assert len(doc["rows"]) == 3 + len(b.RING_VARIANTS)
     for row in doc["rows"]:
         notes = dict(row["notes"])
-        if row["component"] != "swiotlb":
-            assert notes.pop("fast") == b.FAST_NOT_YET
-        else:
-            assert row["fast_ops_s"] and row["fast_vs_model"] and row["fast_jit_s"] is not None, row
+        assert row["fast_ops_s"] and row["fast_vs_model"] and row["fast_jit_s"] is not None, row
+        assert row["fast_vs_linux_c"] == row["fast_ops_s"] / row["linux_c_at_fast_ops_s"], row
+        if row["variant"] not in ("depth 1", "no copy", "4 KiB bounce"):
+            assert notes.pop("linux_py") == b.RING_PY_DEPTH1
         assert not notes, notes
-        assert row["model_ops"] >= 1 and row["model_ops"] == row["linux_c_ops"] == row["linux_py_ops"], row
+        py = row["linux_py_ops"] if row["variant"] not in ("half ring", "indirect", "4 KiB copy") else row["model_ops"]
+        assert row["model_ops"] >= 1 and row["model_ops"] == row["linux_c_ops"] == py, row
         assert row["ratio"] == row["linux_c_ops_s"] / row["model_ops_s"]
     assert b.problems(doc, ci=True) == []
 
@@ -108,9 +111,10 @@ def test_a_failing_side_keeps_its_row(monkeypatch):
     monkeypatch.setitem(b.MODEL, "split", boom)
     monkeypatch.setattr(b.Linux, "load", no_peer)
     monkeypatch.delenv("CI", raising=False)
-    r = CliRunner().invoke(cli.app, ["bench", "--quick", "--json", "--component", "split", "--sizes", "16,64"])
+    r = CliRunner().invoke(cli.app, ["bench", "--quick", "--json", "--no-fast", "--component", "split", "--sizes",
+                                     "16,64"])
     doc = json.loads(r.stdout)
-    assert [x["size"] for x in doc["rows"]] == [16, 64]
+    assert [x["size"] for x in doc["rows"]] == [16, 64] * len(b.RING_VARIANTS)
     for row in doc["rows"]:
         assert row["notes"]["model"] == "error: RuntimeError: injected failure"
         assert "unavailable" in row["notes"]["linux_c"] and "unavailable" in row["notes"]["linux_py"]
@@ -118,7 +122,7 @@ def test_a_failing_side_keeps_its_row(monkeypatch):
     assert isinstance(r.exception, cli.Failure) and "injected failure" in str(r.exception)
 
     # a missing peer alone is a reason line, and a failure only in CI
-    args = ["bench", "--quick", "--component", "packed", "--sizes", "16"]
+    args = ["bench", "--quick", "--no-fast", "--component", "packed", "--sizes", "16"]
     r = CliRunner().invoke(cli.app, args)
     assert r.exception is None and "injected: no Linux peer here" in r.stdout, r.stdout
     monkeypatch.setenv("CI", "1")
