@@ -17,19 +17,23 @@ from t1virtio.hyp import memory as hmem
 from t1virtio.machines.common import expect
 from t1virtio.swiotlb.labels import COHERENT, Label
 from t1virtio.system import Config, System, frontend as fe, mac_of
+from t1virtio.system.adapters import TRANSPORTS, REFUSED
 
 SECTORS = 24
 BLK_DATA, BLK_STATUS, STREAM, PROGRESS, NI = ("SYSTEM-BLK-data", "SYSTEM-BLK-status", "SYSTEM-STREAM-data",
                                               "SYSTEM-PROGRESS", "SYSTEM-NI-observation")
 N_SEC = 3
+WORKING = tuple(t for t in TRANSPORTS if t not in REFUSED)     # drawn per example
 
 
 class SystemMachine(RuleBasedStateMachine):
     """Three secondaries with blk, console and net; a twin system with other secrets."""
 
-    @initialize(hostile=st.sampled_from(["none", "none", "primary", "secondary"]))
-    def boot(self, hostile):
-        cfg = dict(secondaries=N_SEC, devices=("blk", "console", "net"), disk_sectors=SECTORS, rx_bufs=2)
+    @initialize(hostile=st.sampled_from(["none", "none", "primary", "secondary"]), transport=st.sampled_from(WORKING))
+    def boot(self, hostile, transport):
+        cfg = dict(secondaries=N_SEC, devices=("blk", "console", "net"), disk_sectors=SECTORS, rx_bufs=2,
+                   transport=transport)
+        self.transport = transport
         self.twins = [System(Config(secret=1, **cfg)), System(Config(secret=2, **cfg))]
         self.hostile = hostile
         self.bad_sec = 1 if hostile == "secondary" else None
@@ -139,7 +143,25 @@ class SystemMachine(RuleBasedStateMachine):
             sec.kernel.write_as(0xffff_8000_4000_0000 + off, data, Label(COHERENT, owner=-1, time=s.shadow.clock))
             if kick:
                 for name in sec.frontends:
-                    s.bells[(1, name)][0].send((1 << s.hyp_preset.doorbell_bits) - 1)
+                    _hostile_kick(s, (1, name), where)
+
+    @precondition(lambda self: self.hostile == "primary" and self.transport != "shm")
+    @rule(v=st.integers(1, N_SEC), name=st.sampled_from(["blk", "console", "net"]),
+          data=st.binary(min_size=1, max_size=16), bits=st.integers(0, 255))
+    def hostile_primary_transport(self, v, name, data, bits):
+        """The primary forges on the transport: a reply/response message, interrupt bits, an asserted VIRQ."""
+        for s in self.twins:
+            c = s.carriers[(v, name)]
+            q = c.get("replies") or c.get("responses")
+            if q is not None and q.state.count < q.state.depth - 1:
+                q.send(data)
+            if "interrupt" in c and bits:
+                c["interrupt"].send(bits)
+            if "page" in c and bits:
+                try:
+                    c["page"].assert_virq(bits & 3)
+                except errors.ModelError:     # the hypervisor refuses it (before DRIVER_OK, undefined reasons)
+                    pass
 
     def _settle(self) -> None:
         """Check completed requests against the reference."""
@@ -193,6 +215,20 @@ class SystemMachine(RuleBasedStateMachine):
                     got = self.twins[0].secondaries[w - 1].frontends[dev].received
                     expect(_interleaving(want, got, False) == len(want), STREAM,
                            f"{dev} of secondary {w}: {len(got)} received, {len(want)} sent")
+
+
+def _hostile_kick(s: System, key: tuple, where: int) -> None:
+    """The hostile secondary notifies every queue it can name, over its transport."""
+    c = s.carriers[key]
+    if "notify" in c:
+        c["notify"].send((1 << s.hyp_preset.doorbell_bits) - 1)
+    elif "page" in c:
+        try:
+            c["page"].trap_write(0x050, where & 0xFF)          # QueueNotify with any index: the trap checks it
+        except errors.ModelError:
+            pass
+    elif "requests" in c and c["requests"].state.count < c["requests"].state.depth - 1:
+        c["requests"].send((where & 0xFFFF).to_bytes(2, "little") * 6)   # 12 bytes of anything
 
 
 def _interleaving(want: list, got: list, extra_ok: bool) -> int | None:

@@ -327,7 +327,8 @@ class System:
         for s in self.secondaries:
             for name, f in s.frontends.items():
                 try:
-                    f.t.take_interrupts()
+                    if not f.broken:
+                        f.t.take_interrupts()
                 except errors.PeerViolation as e:     # the transport broke (a hostile device): this device only
                     if not f.broken:
                         f.broken = e.clause

@@ -344,7 +344,11 @@ class MsgDriver:
         self.front.call("SET_VQUEUE", q, 0, layout.size, 0, layout.desc, layout.avail, layout.used)
 
     def notify(self, q: int) -> None:
-        self.front.send("EVENT_AVAIL", q, 0)
+        """EVENT_AVAIL, coalesced: while the request queue holds unread events the device has yet to look (and
+        then serves every queue); one slot always stays free for a request."""
+        r = self.front.requests.state
+        if r.count < r.depth - 1:
+            self.front.send("EVENT_AVAIL", q, 0)
 
     def take_interrupts(self) -> int:
         for _ in range(self.front.responses.state.depth):     # bounded: the response queue's depth
