@@ -154,7 +154,7 @@ class SystemMachine(RuleBasedStateMachine):
             c = s.carriers[(v, name)]
             q = c.get("replies") or c.get("responses")
             if q is not None and q.state.count < q.state.depth - 1:
-                q.send(data)
+                q.send(data[:q.state.max_size])
             if "interrupt" in c and bits:
                 c["interrupt"].send(bits)
             if "page" in c and bits:
