@@ -371,7 +371,7 @@ def split_enable({V}, args, out, mem, cfg):
 
 @njit(cache=True, boundscheck=False{NRT})
 def split_rt({D}, {V}, W_sc, args, out, sel, mem, cfg, dx, next_link, last_of, seg_addr, seg_len, seg_w, nseg,
-             data, seglen, n, depth, copy, sa, sl):
+             data, seglen, n, depth, copy, sa, sl, scratch):
     """The bench's split round trips, as the peer's ``vpeer_ring_bench`` loop: until ``n`` buffers are back, add
     buffers (one readable + one writable segment of ``seglen``, buffer slot ``added % depth`` at ``data``) until
     ``depth`` are in flight or the ring is full, kick_prepare; the device pops every chain (copying the readable
@@ -404,10 +404,11 @@ def split_rt({D}, {V}, W_sc, args, out, sel, mem, cfg, dx, next_link, last_of, s
                 if c != 0:
                     return c
                 h = out[0]
-                if copy:
+                if copy:            # as vpeer_ring_bench: pull the readable bytes, push them into the writable part
+                    memcpy(scratch, U(0), mem, seg_addr[0], seglen)
                     for j in range(U(0), nseg[0]):
                         if seg_w[j]:
-                            memcpy(mem, seg_addr[j], mem, seg_addr[0], seglen)
+                            memcpy(mem, seg_addr[j], scratch, U(0), seglen)
                 c = split_used({V}, args, out, mem, cfg, h, seglen)
                 if c != 0:
                     return c
@@ -652,7 +653,7 @@ def packed_need({PV}, args, out, mem, cfg):
 
 @njit(cache=True, boundscheck=False{NRT})
 def packed_rt({PD}, {PV}, PW_sc, args, out, mem, cfg, px, next_id, last_id, seg_addr, seg_len, seg_w, nseg,
-              data, seglen, n, depth, copy, sa, sl):
+              data, seglen, n, depth, copy, sa, sl, scratch):
     """The bench's packed round trips (as split_rt): add to ``depth`` in flight, kick_prepare; pop until none,
     push_used each (copying when ``copy``); need_notify; get_used until none."""
     added = U(0)
@@ -682,9 +683,10 @@ def packed_rt({PD}, {PV}, PW_sc, args, out, mem, cfg, px, next_id, last_id, seg_
                 return c
             h = out[0]
             if copy:
+                memcpy(scratch, U(0), mem, seg_addr[0], seglen)
                 for j in range(U(0), nseg[0]):
                     if seg_w[j]:
-                        memcpy(mem, seg_addr[j], mem, seg_addr[0], seglen)
+                        memcpy(mem, seg_addr[j], scratch, U(0), seglen)
             c = packed_push({PV}, args, out, mem, cfg, h, seglen)
             if c != 0:
                 return c
@@ -1027,7 +1029,8 @@ def split_round_trips(fr_: FastRings, fd: FastSplitDriver, fv: FastSplitDevice, 
     u = np.uint64
     return int(fr_.module.split_rt(*fd.tabs, *fv.tabs, fv.wsc, fd.args, fd.out, fd.sel, fd.mem, cfg, fd.dx,
                                    fd.next_link, fd.last_of, fv.seg_addr, fv.seg_len, fv.seg_w, fv.nseg, u(data),
-                                   u(seglen), u(n), u(depth), u(copy), np.zeros(2, np.uint64), np.zeros(2, np.uint64)))
+                                   u(seglen), u(n), u(depth), u(copy), np.zeros(2, np.uint64), np.zeros(2, np.uint64),
+                                   np.zeros(max(seglen, 1), np.uint8)))
 
 
 def fast_vs_linux_split(vp: Any, m: Models, nops: int, seed: int = 1, N: int = 32768,
@@ -1223,4 +1226,5 @@ def packed_round_trips(fr_: FastRings, fd: FastPackedDriver, fv: FastPackedDevic
     u = np.uint64
     return int(fr_.module.packed_rt(*fd.tabs, *fv.tabs, fv.wsc, fd.args, fd.out, fd.mem, cfg, fd.px, fd.next_id,
                                     fd.last_id, fv.seg_addr, fv.seg_len, fv.seg_w, fv.nseg, u(data), u(seglen), u(n),
-                                    u(depth), u(copy), np.zeros(2, np.uint64), np.zeros(2, np.uint64)))
+                                    u(depth), u(copy), np.zeros(2, np.uint64), np.zeros(2, np.uint64),
+                                   np.zeros(max(seglen, 1), np.uint8)))
