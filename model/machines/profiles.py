@@ -1,7 +1,9 @@
 """Hypothesis budgets, registered once and chosen by ``T1VIRTIO_PROFILE`` (ci, dev, campaign)."""
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
 from hypothesis import HealthCheck, settings
 
@@ -27,6 +29,18 @@ def set_shrink_budget(seconds: float) -> None:
     if not hasattr(engine, "MAX_SHRINKING_SECONDS"):
         raise RuntimeError("this Hypothesis release has no MAX_SHRINKING_SECONDS: the shrink budget cannot be set")
     engine.MAX_SHRINKING_SECONDS = seconds
+
+
+@contextlib.contextmanager
+def shrink_budget(seconds: float) -> Iterator[None]:
+    """``set_shrink_budget(seconds)`` for the duration of a block, then the budget before it."""
+    from hypothesis.internal.conjecture import engine
+    before = getattr(engine, "MAX_SHRINKING_SECONDS", None)
+    set_shrink_budget(seconds)
+    try:
+        yield
+    finally:
+        set_shrink_budget(before)
 
 
 def load_profile() -> str:

@@ -111,9 +111,8 @@ def fuzz(name: str, examples: int | None = None, minutes: float | None = None, s
     """Run machine ``name``: ``examples`` examples, or batches until ``minutes`` have passed, with the
     tables of ``preset`` (``small`` or ``linux``; None: the active one); ``database``: a shared example
     database (``example_database``), ``reuse_only``: only replay what it holds."""
-    from t1virtio.machines.profiles import SHRINK_SECONDS, set_shrink_budget
-    set_shrink_budget(SHRINK_SECONDS["dev"])      # a campaign's find is shrunk for at most a minute
-    with using_preset(preset):
+    from t1virtio.machines.profiles import SHRINK_SECONDS, shrink_budget
+    with shrink_budget(SHRINK_SECONDS["dev"]), using_preset(preset):    # a find is shrunk for at most a minute
         return _fuzz(name, examples, minutes, seed, steps, progress, batch, database, reuse_only)
 
 

@@ -153,7 +153,8 @@ def _explicit(c: str) -> list[tuple[dict | None, list]]:
         return [(None, [op("add", out=[], **{"in": []}), op("add", out=[[0x100000, 1]], **{"in": []}),
                         op("disable_cb"), op("enable_cb"), op("kick_prepare")])]
     if c == "packed_device":
-        A, U, NX, WR, IND = 1 << 7, 1 << 15, 1, 2, 4          # AVAIL, USED, NEXT, WRITE, INDIRECT
+        from t1virtio.virtio.desc import (VIRTQ_DESC_F_AVAIL as A, VIRTQ_DESC_F_INDIRECT as IND,
+                                          VIRTQ_DESC_F_NEXT as NX, VIRTQ_DESC_F_USED as U, VIRTQ_DESC_F_WRITE as WR)
 
         def pd(i: int, flags: int, ln: int = 16, addr: int = 0x100000, id: int = 0) -> list:
             return [16 * i, (addr.to_bytes(8, "little") + ln.to_bytes(4, "little") + id.to_bytes(2, "little")
