@@ -18,12 +18,7 @@ err = Console(stderr=True, soft_wrap=True)
 REGRESSIONS = Path("regressions")
 
 
-class Failure(Exception):
-    """A user-facing failure: printed as one line, exit status 1 (2 for bad input)."""
-
-    def __init__(self, msg: str, code: int = 1):
-        super().__init__(msg)
-        self.code = code
+from t1virtio.commands import Failure  # noqa: E402 - shared with the parts' own commands
 
 
 def _progress():

@@ -182,7 +182,7 @@ def register(app: typer.Typer) -> None:
                                                 "shm (ivshmem: refused)"),
              as_json: bool = typer.Option(False, "--json")) -> None:
         """The whole system: blk write/read-back, console lines and packets between two secondaries via the primary."""
-        from t1virtio.cli import Failure
+        from t1virtio.commands import Failure
         from t1virtio.system.adapters import check_transport
         try:
             check_transport(transport)
@@ -199,5 +199,5 @@ def register(app: typer.Typer) -> None:
             else:
                 print(f"FAILED: {res['error']}")
         if not res["ok"]:
-            from t1virtio.cli import Failure
+            from t1virtio.commands import Failure
             raise Failure(f"the demo failed: {res['error']}")
