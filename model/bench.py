@@ -958,14 +958,25 @@ def run(cfg: Config, progress: Callable[[str, int, int], None] = lambda what, do
             copies = copy_rates(seconds=0.02 if cfg.budget.cell < 0.5 else 0.1)
         except Exception as e:  # noqa: BLE001 - reported, not hidden
             copies = {"error": f"{type(e).__name__}: {e}"}
+    hyp: Any = None
+    if cfg.fast and cfg.components == COMPONENTS:
+        progress("message queue and doorbell", len(rows), len(rows))
+        try:
+            from t1virtio.fast import hyp_bench
+            from t1virtio.hyp import doorbell, msgq
+            hyp = hyp_bench.bench_rows(cfg.budget.cell < 0.5, msgq, doorbell)
+        except Exception as e:  # noqa: BLE001 - reported, not hidden
+            hyp = {"error": f"{type(e).__name__}: {e}"}
     progress("done", len(rows), len(rows))
     return dict(format="t1virtio-bench/1", machine=machine(lx), budget=asdict(cfg.budget),
-                rows=[r.as_json() for r in rows], growth=growth(rows), copy=copies)
+                rows=[r.as_json() for r in rows], growth=growth(rows), copy=copies, hyp=hyp)
 
 
 def problems(doc: dict, ci: bool) -> list[str]:
     """What makes the run fail: a side that raised, or (in CI) a Linux peer that could not be built."""
     out = [f"{label_of(r)}: {side}: {r['notes'][side]}" for r in doc["rows"] for side in r["errors"]]
+    if isinstance(doc.get("hyp"), dict):
+        out.append(f"message queue and doorbell rows: {doc['hyp']['error']}")
     if ci and not doc["machine"]["linux_peer"]["available"]:
         out.insert(0, f"CI is set and the Linux columns are missing: {doc['machine']['linux_peer']['reason']}")
     return out
@@ -1062,6 +1073,13 @@ def render(doc: dict, console: Any) -> None:
         console.print(f"fast path: generated from the model (t1virtio.fast); JIT compile or cache load {max(jit):.2f} s at "
                       f"most per cell, never timed; its ops run in one batch call with its own n (column 'Linux C at "
                       "fast n' is Linux C on that same n)", highlight=False, soft_wrap=True)
+    if isinstance(doc.get("hyp"), list):
+        from t1virtio.fast import hyp_bench
+        console.print("message queue and doorbell (LINUX preset; Gunyah is hypervisor code: no Linux peer):",
+                      highlight=False, soft_wrap=True)
+        console.print(hyp_bench.format_rows(doc["hyp"]), highlight=False, soft_wrap=True, markup=False)
+    elif isinstance(doc.get("hyp"), dict):
+        console.print(f"message queue and doorbell: not computed: {doc['hyp']['error']}", highlight=False)
     if isinstance(doc.get("copy"), list):
         console.print("bounce copy GB/s (in cache): " + "; ".join(
             f"{c['bytes']} B fast {c['fast_gb_s']:.1f} vs numpy {c['numpy_gb_s']:.1f} ({c['ratio']:.2f}x)"

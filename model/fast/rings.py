@@ -38,12 +38,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from t1virtio.fast import codegen
+from t1virtio.preset import VIRTQUEUE_MAX_SIZE
 from t1virtio.fast.trace import SelList, from_arrays, layout_of, rebuild_out, to_arrays, trace
 
 U64 = (1 << 64) - 1
 DESC_SIZE = 16
-F_NEXT, F_WRITE, F_INDIRECT = 1, 2, 4
-F_AVAIL, F_USED = 1 << 7, 1 << 15
+from t1virtio.virtio.desc import VIRTQ_DESC_F_AVAIL as F_AVAIL  # noqa: E402
+from t1virtio.virtio.desc import VIRTQ_DESC_F_INDIRECT as F_INDIRECT  # noqa: E402
+from t1virtio.virtio.desc import VIRTQ_DESC_F_NEXT as F_NEXT  # noqa: E402
+from t1virtio.virtio.desc import VIRTQ_DESC_F_USED as F_USED  # noqa: E402
+from t1virtio.virtio.desc import VIRTQ_DESC_F_WRITE as F_WRITE  # noqa: E402
 INLINE = True          # generated functions and the per-op glue are inlined into the batch drivers
 SEL = {"t_chain_sel": ("t_chain_sel_first", "t_chain_sel_link")}
 
@@ -1033,7 +1037,7 @@ def split_round_trips(fr_: FastRings, fd: FastSplitDriver, fv: FastSplitDevice, 
                                    np.zeros(max(seglen, 1), np.uint8)))
 
 
-def fast_vs_linux_split(vp: Any, m: Models, nops: int, seed: int = 1, N: int = 32768,
+def fast_vs_linux_split(vp: Any, m: Models, nops: int, seed: int = 1, N: int = VIRTQUEUE_MAX_SIZE,
                         progress: Any = None) -> list:
     """``nops`` random ops on the fast split driver + device and on Linux 6.1's virtio_ring.c + vringh.c (EVENT_IDX,
     legacy layout at 0, the peer's ``split_layout``): adds, kick decisions, pops (heads and segments), completions,

@@ -69,7 +69,7 @@ def example_database(spec: str | None):
 
 
 def _settings(examples: int, steps: int | None, derandomize: bool, database: str | None = None,
-              reuse_only: bool = False) -> settings:
+              reuse_only: bool = False, shrink: bool = True) -> settings:
     from hypothesis import Phase
     kw = dict(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck),
               database=example_database(database), derandomize=derandomize and not database, print_blob=False)
@@ -77,11 +77,13 @@ def _settings(examples: int, steps: int | None, derandomize: bool, database: str
         kw["stateful_step_count"] = steps
     if reuse_only:
         kw["phases"] = [Phase.explicit, Phase.reuse]
+    elif not shrink:
+        kw["phases"] = [Phase.explicit, Phase.reuse, Phase.generate]
     return settings(**kw)
 
 
 def run_once(cls: type, examples: int, seed: int | None, steps: int | None = None, database: str | None = None,
-             reuse_only: bool = False) -> tuple[BaseException | None, list[str]]:
+             reuse_only: bool = False, shrink: bool = True) -> tuple[BaseException | None, list[str]]:
     """Run ``cls`` for ``examples`` examples with ``seed``; return (exception or None, Hypothesis's report lines).
 
     With ``database`` the examples saved there (by any worker) are replayed first and new failures saved;
@@ -94,7 +96,7 @@ def run_once(cls: type, examples: int, seed: int | None, steps: int | None = Non
     seeded.__qualname__ = cls.__qualname__
     try:
         with with_reporter(lines.append):
-            run_state_machine_as_test(seeded, settings=_settings(examples, steps, seed is None, database, reuse_only))
+            run_state_machine_as_test(seeded, settings=_settings(examples, steps, seed is None, database, reuse_only, shrink))
     except unittest.SkipTest:
         if reuse_only:
             return None, lines          # replay only, and the database held nothing for this machine
@@ -107,18 +109,19 @@ def run_once(cls: type, examples: int, seed: int | None, steps: int | None = Non
 def fuzz(name: str, examples: int | None = None, minutes: float | None = None, seed: int = 0,
          steps: int | None = None, progress: Callable[[int], None] | None = None,
          batch: int = 100, preset: str | None = None, database: str | None = None,
-         reuse_only: bool = False) -> FuzzResult:
+         reuse_only: bool = False, shrink: bool = True) -> FuzzResult:
     """Run machine ``name``: ``examples`` examples, or batches until ``minutes`` have passed, with the
     tables of ``preset`` (``small`` or ``linux``; None: the active one); ``database``: a shared example
-    database (``example_database``), ``reuse_only``: only replay what it holds."""
+    database (``example_database``), ``reuse_only``: only replay what it holds; ``shrink=False``: report the
+    first failing example as found (a check that needs only the clause, such as a mutant's)."""
     from t1virtio.machines.profiles import SHRINK_SECONDS, shrink_budget
     with shrink_budget(SHRINK_SECONDS["dev"]), using_preset(preset):    # a find is shrunk for at most a minute
-        return _fuzz(name, examples, minutes, seed, steps, progress, batch, database, reuse_only)
+        return _fuzz(name, examples, minutes, seed, steps, progress, batch, database, reuse_only, shrink)
 
 
 def _fuzz(name: str, examples: int | None, minutes: float | None, seed: int, steps: int | None,
           progress: Callable[[int], None] | None, batch: int, database: str | None = None,
-          reuse_only: bool = False) -> FuzzResult:
+          reuse_only: bool = False, shrink: bool = True) -> FuzzResult:
     cls = load(name)
     t0 = time.perf_counter()
     done = 0
@@ -128,7 +131,7 @@ def _fuzz(name: str, examples: int | None, minutes: float | None, seed: int, ste
         n = batch if total is None else min(batch, total - done)
         if n <= 0:
             break
-        exc, lines = run_once(cls, n, seed + k, steps, database, reuse_only)
+        exc, lines = run_once(cls, n, seed + k, steps, database, reuse_only, shrink)
         done += n
         k += 1
         if progress:

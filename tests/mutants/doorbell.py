@@ -118,7 +118,7 @@ MUTANTS = [
            "synthetic: a VIRQ number the receiver does not have is accepted (no ARGUMENT_INVALID)"),
     Mutant("dbl-bind-busy-virq-machine", "HYP-DBL-virq-busy", "machine:doorbell", "HYP-DBL-bind",
            drop_guard(M, "doorbell_bind_virq", "HYP-DBL-virq-busy"),
-           "synthetic: the machine binds the number another source holds", examples=60),
+           "synthetic: the machine binds the number another source holds", examples=200),
     Mutant("dbl-send-wide-word", "HYP-DBL-word", "machine:doorbell", "HYP-DBL-send-or",
            drop_guard(M, "doorbell_send", "HYP-DBL-word"),
            "synthetic: a word wider than the register is accepted", examples=60),
