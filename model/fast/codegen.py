@@ -324,7 +324,21 @@ def module_source(functions: list, mode: str, extra: str = "", title: str = "", 
 
 
 def cache_dir() -> Path:
-    d = Path(os.environ.get("T1VIRTIO_FAST_CACHE", Path.home() / ".cache" / "t1virtio" / "fast"))
+    """Where generated modules (and numba's cache beside them) live: ``T1VIRTIO_FAST_CACHE``, else
+    ``~/.cache/t1virtio/fast``; a home that cannot be written falls back to the temporary directory."""
+    if "T1VIRTIO_FAST_CACHE" in os.environ:
+        d = Path(os.environ["T1VIRTIO_FAST_CACHE"])
+        d.mkdir(parents=True, exist_ok=True)      # asked for by name: an unusable one is an error, not a fallback
+        return d
+    d = Path.home() / ".cache" / "t1virtio" / "fast"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        if os.access(d, os.W_OK):
+            return d
+    except OSError:
+        pass
+    import tempfile
+    d = Path(tempfile.gettempdir()) / f"t1virtio-fast-{os.getuid()}"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
