@@ -365,3 +365,29 @@ def build_module(functions: list, mode: str, extra: str = "", title: str = "", s
     mod = importlib.import_module(name)
     mod.SOURCE_PATH = str(path)
     return mod
+
+
+class GeneratedModule:
+    """What every generated component module offers (mixed into each component's ``Fast`` record, which has
+    ``module``, ``functions``, ``mode`` and ``layout``): its functions, clause numbers back to ids, and the
+    model state as the arrays the generated code takes, and back."""
+
+    def fn(self, name: str) -> Any:
+        return getattr(self.module, name)
+
+    def clause(self, name: str, code: int) -> str | None:
+        return None if code == 0 else self.functions[name].clauses[code - 1]
+
+    def arrays(self, state: Any) -> dict:
+        from t1virtio.fast.trace import to_arrays
+        if self.mode == "numba":
+            import numpy as np
+            return to_arrays(self.layout, state, np)
+        return to_arrays(self.layout, state)
+
+    def state(self, arrays: dict) -> Any:
+        from t1virtio.fast.trace import from_arrays
+        return from_arrays(self.layout, arrays)
+
+    def table_names(self) -> list:
+        return ["sc", *self.layout.tables]

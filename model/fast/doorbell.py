@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from t1virtio.fast import codegen
+from t1virtio.fast.codegen import GeneratedModule
 from t1virtio.fast.trace import Layout, from_arrays, layout_of, rebuild_out, to_arrays, trace
 
 U64 = (1 << 64) - 1
@@ -65,7 +66,7 @@ def specs(preset: Any, tr: Transitions) -> dict[str, tuple[Callable, int]]:
 # Shared with fast/msgq.py
 
 @dataclass
-class Fast:
+class Fast(GeneratedModule):
     """A generated module for one component and preset, in one mode."""
 
     component: str
@@ -79,23 +80,6 @@ class Fast:
     compile_s: float = 0.0
     warm_drivers: Any = None        # fn(fast, obj): one call of each hand-written driver (numba mode)
 
-    def fn(self, name: str) -> Any:
-        return getattr(self.module, name)
-
-    def clause(self, name: str, code: int) -> str | None:
-        return None if code == 0 else self.functions[name].clauses[code - 1]
-
-    def arrays(self, state: Any) -> dict:
-        if self.mode == "numba":
-            import numpy as np
-            return to_arrays(self.layout, state, np)
-        return to_arrays(self.layout, state)
-
-    def state(self, arrays: dict) -> Any:
-        return from_arrays(self.layout, arrays)
-
-    def table_names(self) -> list:
-        return ["sc", *self.layout.tables]
 
     def words(self, n: int) -> Any:
         if self.mode == "numba":

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from t1virtio.fast import codegen
+from t1virtio.fast.codegen import GeneratedModule
 from t1virtio.fast.trace import Layout, SizeInt, from_arrays, layout_of, rebuild_out, to_arrays, trace
 
 U64 = (1 << 64) - 1
@@ -181,7 +182,7 @@ def run_ops({T}, args, out, ops, results):
 
 
 @dataclass
-class Fast:
+class Fast(GeneratedModule):
     """A generated swiotlb module for one preset and policy, in one mode."""
 
     preset: Any
@@ -194,23 +195,6 @@ class Fast:
     trace_s: float
     compile_s: float = 0.0
 
-    def fn(self, name: str) -> Any:
-        return getattr(self.module, name)
-
-    def clause(self, name: str, code: int) -> str | None:
-        return None if code == 0 else self.functions[name].clauses[code - 1]
-
-    def arrays(self, state: Any) -> dict:
-        if self.mode == "numba":
-            import numpy as np
-            return to_arrays(self.layout, state, np)
-        return to_arrays(self.layout, state)
-
-    def state(self, arrays: dict) -> Any:
-        return from_arrays(self.layout, arrays)
-
-    def table_names(self) -> list:
-        return ["sc", *self.layout.tables]
 
     def warm(self, pool: "FastPool") -> float:
         """Compile (or load from numba's cache) every function by one refused call each; return the seconds."""
