@@ -51,6 +51,10 @@ def test_json_document_shape():
     fast ring modules of that queue size are the ones tests/test_fast_rings.py compiles, so no new compile.)"""
     r = _run("bench", "--quick", "--json", "--sizes", "256", "--occupancy", "0")
     doc = json.loads(r.stdout)
+    import jsonschema
+    from pathlib import Path
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "formats" / "cli-bench.schema.json").read_text())
+    jsonschema.validate(doc, schema)
     linux = doc["machine"]["linux_peer"]
     assert r.returncode == (1 if os.environ.get("CI") and not linux["available"] else 0), r.stderr
     assert {"platform", "python", "cpu", "cpus", "model_revision", "linux_peer"} <= set(doc["machine"])
