@@ -86,3 +86,29 @@ def test_a_wrong_document_is_refused():
     with pytest.raises(jsonschema.ValidationError):
         _validate("cli-replay.schema.json", {"file": "x", "format": "f", "result": "maybe", "clause": None,
                                              "error": None, "where": None})
+
+
+def test_oracle_and_vectors_json_validate(tmp_path):
+    r, doc = _run("vectors", "export", str(tmp_path / "v"), "--component", "msgq", "--count", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    _validate("cli-vectors-export.schema.json", doc)
+    trace = sorted((tmp_path / "v" / "msgq").glob("*.jsonl"))[0]
+    r, doc = _run("oracle", "check", str(trace), "--json")
+    assert r.returncode == 0, r.stderr
+    _validate("cli-oracle-check.schema.json", doc)
+    r, doc = _run("oracle", "check", str(trace), "--mode", "bogus", "--json")
+    assert r.returncode == 2
+    _validate("cli-oracle-check.schema.json", doc)
+
+
+def test_demo_json_validates():
+    r, doc = _run("demo", "--kib", "8", "--json")
+    assert r.returncode == 0, r.stderr
+    _validate("cli-demo.schema.json", doc)
+    assert doc["ok"] and all(c["held"] for c in doc["checks"])
+
+
+def test_backend_json_schema_matches_what_it_prints():
+    _validate("cli-backend.schema.json", {"backend": "blk", "pid": 4242, "served": 34})
+    with pytest.raises(jsonschema.ValidationError):
+        _validate("cli-backend.schema.json", {"backend": "blk", "pid": 1})
